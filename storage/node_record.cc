@@ -1,0 +1,418 @@
+#include "storage/node_record.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace kole::storage {
+namespace {
+
+constexpr std::string_view kHostnameLabelKey = "kubernetes.io/hostname";
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Parses 32 hex digits, with dashes at the UUID positions when `uuid` is set.
+// `upper` reports the case; mixed case does not parse (it would not print back).
+bool ParseHex16(std::string_view text, bool uuid, uint8_t out[16], bool* upper) {
+  if (text.size() != (uuid ? 36u : 32u)) return false;
+  bool saw_lower = false;
+  bool saw_upper = false;
+  int nibble = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (uuid && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (c != '-') return false;
+      continue;
+    }
+    int digit = HexDigit(c);
+    if (digit < 0) return false;
+    saw_lower |= (c >= 'a' && c <= 'f');
+    saw_upper |= (c >= 'A' && c <= 'F');
+    if (nibble % 2 == 0) {
+      out[nibble / 2] = static_cast<uint8_t>(digit << 4);
+    } else {
+      out[nibble / 2] |= static_cast<uint8_t>(digit);
+    }
+    ++nibble;
+  }
+  if (saw_lower && saw_upper) return false;
+  *upper = saw_upper;
+  return true;
+}
+
+std::string FormatHex16(const uint8_t bytes[16], bool uuid, bool upper) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (uuid && (i == 4 || i == 6 || i == 8 || i == 10)) out += '-';
+    out += digits[bytes[i] >> 4];
+    out += digits[bytes[i] & 0xF];
+  }
+  return out;
+}
+
+bool ParseIpv4(std::string_view text, uint32_t* out) {
+  if (text.size() > 15) return false;
+  char buffer[16];
+  std::memcpy(buffer, text.data(), text.size());
+  buffer[text.size()] = '\0';
+  in_addr addr;
+  if (inet_pton(AF_INET, buffer, &addr) != 1) return false;
+  *out = ntohl(addr.s_addr);
+  // 0.0.0.0 is the "no address" marker, and inet_pton's canonical form must
+  // print back to the same text.
+  return *out != 0;
+}
+
+std::string FormatIpv4(uint32_t ip) {
+  return std::to_string(ip >> 24) + '.' + std::to_string((ip >> 16) & 0xFF) + '.' +
+         std::to_string((ip >> 8) & 0xFF) + '.' + std::to_string(ip & 0xFF);
+}
+
+void AppendPairsTo(std::string& blob, const StringPairs& pairs) {
+  for (const auto& [key, value] : pairs) {
+    AppendBlobString(blob, key);
+    AppendBlobString(blob, value);
+  }
+}
+
+StringPairs ReadPairs(std::string_view& in, size_t limit = SIZE_MAX) {
+  StringPairs pairs;
+  std::string_view key, value;
+  while (pairs.size() < limit && ReadBlobString(in, &key) && ReadBlobString(in, &value)) {
+    pairs.emplace_back(std::string(key), std::string(value));
+  }
+  return pairs;
+}
+
+ConditionStatus ParseConditionStatus(std::string_view text) {
+  if (text == "True") return ConditionStatus::kTrue;
+  if (text == "False") return ConditionStatus::kFalse;
+  return ConditionStatus::kUnknown;
+}
+
+}  // namespace
+
+void AppendBlobString(std::string& out, std::string_view value) {
+  size_t n = value.size();
+  while (n >= 0x80) {
+    out += static_cast<char>((n & 0x7F) | 0x80);
+    n >>= 7;
+  }
+  out += static_cast<char>(n);
+  out.append(value);
+}
+
+bool ReadBlobString(std::string_view& in, std::string_view* value) {
+  size_t n = 0;
+  int shift = 0;
+  while (true) {
+    if (in.empty() || shift > 28) return false;
+    uint8_t byte = static_cast<uint8_t>(in[0]);
+    in.remove_prefix(1);
+    n |= static_cast<size_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) break;
+    shift += 7;
+  }
+  if (n > in.size()) return false;
+  *value = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+
+bool SameVisibleContent(const NodeRecord& a, const NodeRecord& b) {
+  NodeRecord x = a;
+  NodeRecord y = b;
+  for (NodeRecord* r : {&x, &y}) {
+    r->resource_version = 0;
+    r->live_sequence = 0;
+    r->last_seen_s = 0;
+  }
+  return std::memcmp(&x, &y, sizeof(NodeRecord)) == 0;
+}
+
+uint32_t NodeCodec::Intern(std::string_view blob, std::vector<uint32_t>* new_blobs) const {
+  bool created = false;
+  uint32_t id = pool_->Intern(blob, &created);
+  if (created) new_blobs->push_back(id);
+  return id;
+}
+
+uint32_t NodeCodec::InternLabels(const StringPairs& labels, std::string_view name, uint16_t* flags,
+                                 std::vector<uint32_t>* new_blobs) const {
+  // A fleet has few distinct labels but many distinct combinations of them
+  // (site x hardware x tier ...), so each key=value pair is interned on its
+  // own and the set is the list of pair ids. The hostname label, unique per
+  // node, is a flag when it equals the name.
+  std::string blob;
+  std::string pair;
+  *flags &= ~kHostnameLabel;
+  for (const auto& [key, value] : labels) {
+    if (key == kHostnameLabelKey && value == name) {
+      *flags |= kHostnameLabel;
+      continue;
+    }
+    pair.clear();
+    AppendBlobString(pair, key);
+    AppendBlobString(pair, value);
+    uint32_t id = Intern(pair, new_blobs);
+    blob.append(reinterpret_cast<const char*>(&id), sizeof(id));
+  }
+  return Intern(blob, new_blobs);
+}
+
+void NodeCodec::ForEachLabel(
+    const NodeRecord& r, absl::FunctionRef<bool(std::string_view, std::string_view)> visit) const {
+  std::string_view ids = pool_->Get(r.labels);
+  bool hostname_pending = (r.flags & kHostnameLabel) != 0;
+  for (size_t at = 0; at + sizeof(uint32_t) <= ids.size(); at += sizeof(uint32_t)) {
+    uint32_t id;
+    std::memcpy(&id, ids.data() + at, sizeof(id));
+    std::string_view pair = pool_->Get(id);
+    std::string_view key, value;
+    if (!ReadBlobString(pair, &key) || !ReadBlobString(pair, &value)) continue;
+    if (hostname_pending && key > kHostnameLabelKey) {
+      hostname_pending = false;
+      if (!visit(kHostnameLabelKey, Name(r))) return;
+    }
+    if (!visit(key, value)) return;
+  }
+  if (hostname_pending) visit(kHostnameLabelKey, Name(r));
+}
+
+std::optional<std::string_view> NodeCodec::LabelValue(const NodeRecord& r,
+                                                      std::string_view key) const {
+  if (key == kHostnameLabelKey && (r.flags & kHostnameLabel)) return Name(r);
+  std::optional<std::string_view> found;
+  ForEachLabel(r, [&](std::string_view k, std::string_view v) {
+    if (k != key) return true;
+    found = v;
+    return false;
+  });
+  return found;
+}
+
+uint32_t NodeCodec::InternPairs(const StringPairs& pairs, std::vector<uint32_t>* new_blobs) const {
+  std::string blob;
+  AppendPairsTo(blob, pairs);
+  return Intern(blob, new_blobs);
+}
+
+uint32_t NodeCodec::InternTaints(const std::vector<Taint>& taints,
+                                 std::vector<uint32_t>* new_blobs) const {
+  std::string blob;
+  for (const Taint& taint : taints) {
+    AppendBlobString(blob, taint.key);
+    AppendBlobString(blob, taint.value);
+    AppendBlobString(blob, taint.effect);
+  }
+  return Intern(blob, new_blobs);
+}
+
+NodeRecord NodeCodec::Encode(const Node& node, std::vector<uint32_t>* new_blobs) const {
+  NodeRecord r;
+  std::memset(&r, 0, sizeof(r));
+  r.uid_hi = node.uid.hi;
+  r.uid_lo = node.uid.lo;
+  r.created_s = static_cast<uint32_t>(node.creation_timestamp);
+  r.labels = InternLabels(node.labels, node.name, &r.flags, new_blobs);
+  r.annotations = InternPairs(node.annotations, new_blobs);
+  r.taints = InternTaints(node.taints, new_blobs);
+  if (node.unschedulable) r.flags |= kUnschedulable;
+
+  const NodeInfo& info = node.node_info;
+  std::string blob;
+  for (std::string_view s :
+       {std::string_view(info.kernel_version), std::string_view(info.os_image),
+        std::string_view(info.container_runtime_version), std::string_view(info.kubelet_version),
+        std::string_view(info.kube_proxy_version), std::string_view(info.operating_system),
+        std::string_view(info.architecture)}) {
+    AppendBlobString(blob, s);
+  }
+  r.node_info = Intern(blob, new_blobs);
+
+  blob.clear();
+  AppendBlobString(blob, std::to_string(node.capacity.size()));
+  AppendPairsTo(blob, node.capacity);
+  AppendPairsTo(blob, node.allocatable);
+  r.resources = Intern(blob, new_blobs);
+
+  blob.clear();
+  AppendBlobString(blob, node.ready_reason);
+  AppendBlobString(blob, node.ready_message);
+  for (const DeviceCondition& c : node.conditions) {
+    AppendBlobString(blob, c.type);
+    AppendBlobString(blob, ConditionStatusName(c.status));
+    AppendBlobString(blob, c.reason);
+    AppendBlobString(blob, c.message);
+  }
+  r.conditions = Intern(blob, new_blobs);
+  r.ready = static_cast<uint8_t>(node.ready);
+  r.ready_transition_s = static_cast<uint32_t>(node.ready_transition_time);
+  r.conditions_transition_s = static_cast<uint32_t>(node.conditions_transition_time);
+  r.heartbeat_published_s = static_cast<uint32_t>(node.last_heartbeat_time);
+
+  r.epoch = node.edge.epoch;
+  r.published_sequence = static_cast<uint32_t>(node.edge.sequence);
+  if (node.edge.connected) r.flags |= kConnected;
+  r.gateway = Intern(node.edge.gateway, new_blobs);
+
+  // Identifiers unique per node: raw bytes when they have their usual form.
+  bool upper = false;
+  bool ids_in_extra = false;
+  if (!info.machine_id.empty()) {
+    if (ParseHex16(info.machine_id, false, r.machine_id, &upper) && !upper) {
+      r.flags |= kMachineIdHex;
+    } else {
+      std::memset(r.machine_id, 0, sizeof(r.machine_id));
+      ids_in_extra = true;
+    }
+  }
+  if (!info.system_uuid.empty()) {
+    if (ParseHex16(info.system_uuid, true, r.system_uuid, &upper)) {
+      r.flags |= kSystemUuidBytes | (upper ? kSystemUuidUpper : 0);
+    } else {
+      std::memset(r.system_uuid, 0, sizeof(r.system_uuid));
+      ids_in_extra = true;
+    }
+  }
+  if (!info.boot_id.empty()) {
+    if (ParseHex16(info.boot_id, true, r.boot_id, &upper) && !upper) {
+      r.flags |= kBootIdBytes;
+    } else {
+      std::memset(r.boot_id, 0, sizeof(r.boot_id));
+      ids_in_extra = true;
+    }
+  }
+
+  // The usual address list: [InternalIP ipv4] or [InternalIP ipv4, Hostname].
+  const auto& addresses = node.addresses;
+  uint32_t ip = 0;
+  if (!addresses.empty() && addresses.size() <= 2 && addresses[0].type == "InternalIP" &&
+      ParseIpv4(addresses[0].address, &ip) && FormatIpv4(ip) == addresses[0].address &&
+      (addresses.size() == 1 ||
+       (addresses[1].type == "Hostname" && addresses[1].address == node.name))) {
+    r.flags |= kFastAddresses;
+    r.ipv4 = ip;
+    if (addresses.size() == 2) r.flags |= kHostnameAddress;
+  }
+
+  if (ids_in_extra || (!(r.flags & kFastAddresses) && !addresses.empty())) {
+    blob.clear();
+    AppendBlobString(blob, (r.flags & kMachineIdHex) ? "" : info.machine_id);
+    AppendBlobString(blob, (r.flags & kSystemUuidBytes) ? "" : info.system_uuid);
+    AppendBlobString(blob, (r.flags & kBootIdBytes) ? "" : info.boot_id);
+    if (!(r.flags & kFastAddresses)) {
+      for (const NodeAddress& a : addresses) {
+        AppendBlobString(blob, a.type);
+        AppendBlobString(blob, a.address);
+      }
+    }
+    r.extra = Intern(blob, new_blobs);
+  }
+  return r;
+}
+
+StringPairs NodeCodec::DecodeLabels(const NodeRecord& r) const {
+  StringPairs labels;
+  ForEachLabel(r, [&](std::string_view key, std::string_view value) {
+    labels.emplace_back(std::string(key), std::string(value));
+    return true;
+  });
+  return labels;
+}
+
+std::string_view NodeCodec::Gateway(const NodeRecord& r) const { return pool_->Get(r.gateway); }
+
+Node NodeCodec::Decode(const NodeRecord& r) const {
+  Node node;
+  node.name = std::string(Name(r));
+  node.uid = Uid{r.uid_hi, r.uid_lo};
+  node.resource_version = r.resource_version;
+  node.creation_timestamp = r.created_s;
+  node.labels = DecodeLabels(r);
+  std::string_view in = pool_->Get(r.annotations);
+  node.annotations = ReadPairs(in);
+  node.unschedulable = (r.flags & kUnschedulable) != 0;
+
+  in = pool_->Get(r.taints);
+  std::string_view key, value, effect;
+  while (ReadBlobString(in, &key) && ReadBlobString(in, &value) && ReadBlobString(in, &effect)) {
+    node.taints.push_back({std::string(key), std::string(value), std::string(effect)});
+  }
+
+  in = pool_->Get(r.node_info);
+  std::string* info_fields[] = {&node.node_info.kernel_version,
+                                &node.node_info.os_image,
+                                &node.node_info.container_runtime_version,
+                                &node.node_info.kubelet_version,
+                                &node.node_info.kube_proxy_version,
+                                &node.node_info.operating_system,
+                                &node.node_info.architecture};
+  for (std::string* field : info_fields) {
+    if (ReadBlobString(in, &value)) *field = std::string(value);
+  }
+
+  in = pool_->Get(r.resources);
+  size_t capacity_count = 0;
+  if (ReadBlobString(in, &value)) {
+    std::from_chars(value.data(), value.data() + value.size(), capacity_count);
+  }
+  node.capacity = ReadPairs(in, capacity_count);
+  node.allocatable = ReadPairs(in);
+
+  in = pool_->Get(r.conditions);
+  if (ReadBlobString(in, &value)) node.ready_reason = std::string(value);
+  if (ReadBlobString(in, &value)) node.ready_message = std::string(value);
+  std::string_view type, status, reason, message;
+  while (ReadBlobString(in, &type) && ReadBlobString(in, &status) && ReadBlobString(in, &reason) &&
+         ReadBlobString(in, &message)) {
+    node.conditions.push_back({std::string(type), ParseConditionStatus(status), std::string(reason),
+                               std::string(message)});
+  }
+  node.ready = static_cast<ConditionStatus>(r.ready);
+  node.ready_transition_time = r.ready_transition_s;
+  node.conditions_transition_time = r.conditions_transition_s;
+  node.last_heartbeat_time = r.heartbeat_published_s;
+
+  node.edge.connected = (r.flags & kConnected) != 0;
+  node.edge.epoch = r.epoch;
+  node.edge.sequence = r.published_sequence;
+  node.edge.last_report_time = r.heartbeat_published_s;
+  node.edge.gateway = std::string(pool_->Get(r.gateway));
+
+  std::string_view extra = pool_->Get(r.extra);
+  std::string_view machine_id, system_uuid, boot_id;
+  if (r.extra != BlobPool::kNone) {
+    ReadBlobString(extra, &machine_id);
+    ReadBlobString(extra, &system_uuid);
+    ReadBlobString(extra, &boot_id);
+  }
+  node.node_info.machine_id =
+      (r.flags & kMachineIdHex) ? FormatHex16(r.machine_id, false, false) : std::string(machine_id);
+  node.node_info.system_uuid = (r.flags & kSystemUuidBytes)
+                                   ? FormatHex16(r.system_uuid, true, r.flags & kSystemUuidUpper)
+                                   : std::string(system_uuid);
+  node.node_info.boot_id =
+      (r.flags & kBootIdBytes) ? FormatHex16(r.boot_id, true, false) : std::string(boot_id);
+
+  if (r.flags & kFastAddresses) {
+    node.addresses.push_back({"InternalIP", FormatIpv4(r.ipv4)});
+    if (r.flags & kHostnameAddress) node.addresses.push_back({"Hostname", node.name});
+  } else {
+    std::string_view address;
+    while (ReadBlobString(extra, &type) && ReadBlobString(extra, &address)) {
+      node.addresses.push_back({std::string(type), std::string(address)});
+    }
+  }
+  return node;
+}
+
+}  // namespace kole::storage

@@ -1,0 +1,127 @@
+#pragma once
+
+// The compact, fixed-width form in which NodeStore keeps every node, and the
+// codec between it and the expanded Node (node.h).
+//
+// Layout: 152 bytes, no pointers, no per-node heap objects. Values that
+// repeat across a fleet (label sets, node-info strings, capacity, conditions,
+// taints, gateway names) are BlobPool ids; the name lives in a ByteArena;
+// machine id, system UUID and boot id, unique per node, are kept as 16 raw
+// bytes when they have their usual hex or UUID form; the usual address list
+// (InternalIP v4, then Hostname equal to the name) and the hostname label
+// equal to the name are kept as flags, so they cost nothing. Anything
+// unusual goes into the per-node `extra` blob, which typical nodes lack.
+//
+// The record is also the unit of the write-ahead log and of snapshots, byte
+// for byte: changing it changes the on-disk format (kRecordFormatVersion).
+
+#include <absl/functional/function_ref.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/arena.h"
+#include "storage/blob_pool.h"
+#include "storage/node.h"
+
+namespace kole::storage {
+
+inline constexpr uint32_t kRecordFormatVersion = 1;
+
+// NodeRecord::flags bits.
+enum NodeFlag : uint16_t {
+  kUnschedulable = 1 << 0,
+  kConnected = 1 << 1,
+  kHostnameLabel = 1 << 2,    // Label kubernetes.io/hostname equals the name.
+  kFastAddresses = 1 << 3,    // Addresses are [InternalIP ipv4] (+ Hostname).
+  kHostnameAddress = 1 << 4,  // With kFastAddresses: a Hostname address equal to the name.
+  kMachineIdHex = 1 << 5,     // machine_id holds the 32 hex digits as bytes.
+  kSystemUuidBytes = 1 << 6,  // system_uuid holds a lowercase UUID as bytes.
+  kSystemUuidUpper = 1 << 7,  // ... printed in upper case.
+  kBootIdBytes = 1 << 8,      // boot_id holds a lowercase UUID as bytes.
+  kDeleted = 1 << 9,          // Retired slot: deleted, kept while the change log needs it.
+};
+
+struct NodeRecord {
+  uint64_t resource_version;
+  uint64_t uid_hi;
+  uint64_t uid_lo;
+  uint32_t name;  // ByteArena offset.
+  uint32_t labels;
+  uint32_t annotations;
+  uint32_t taints;
+  uint32_t node_info;
+  uint32_t resources;
+  uint32_t conditions;
+  uint32_t extra;
+  uint32_t gateway;
+  uint32_t created_s;
+  uint32_t ready_transition_s;
+  uint32_t conditions_transition_s;
+  uint32_t heartbeat_published_s;
+  uint32_t published_sequence;
+  uint32_t epoch;
+  uint32_t ipv4;
+  uint8_t machine_id[16];
+  uint8_t system_uuid[16];
+  uint8_t boot_id[16];
+
+  // Live liveness state: updated in place by heartbeats, never visible, never
+  // persisted (grace clocks restart at process start).
+  uint32_t live_sequence;
+  uint32_t last_seen_s;  // Cloud monotonic seconds of the last heartbeat.
+
+  uint8_t ready;  // ConditionStatus
+  uint8_t reserved;
+  uint16_t flags;
+  uint32_t reserved2;
+};
+static_assert(sizeof(NodeRecord) == 152);
+static_assert(std::is_trivially_copyable_v<NodeRecord>);
+
+// True when the visible content of two records is the same (ignores the live
+// fields and the resource version).
+bool SameVisibleContent(const NodeRecord& a, const NodeRecord& b);
+
+// Blob encoding: a sequence of varint-length-prefixed strings.
+void AppendBlobString(std::string& out, std::string_view value);
+bool ReadBlobString(std::string_view& in, std::string_view* value);
+
+// Converts between the expanded and the compact form. Encoding interns values
+// into `pool`; each id it creates is appended to `new_blobs` so the caller can
+// log it before the record. The name is not encoded (the caller owns the
+// arena offset); resource_version and the live fields are left zero.
+class NodeCodec {
+ public:
+  NodeCodec(BlobPool* pool, const ByteArena* names) : pool_(pool), names_(names) {}
+
+  NodeRecord Encode(const Node& node, std::vector<uint32_t>* new_blobs) const;
+  Node Decode(const NodeRecord& record) const;
+
+  // Pieces used by selectors and renderers without a full decode.
+  std::string_view Name(const NodeRecord& record) const { return names_->Get(record.name); }
+  StringPairs DecodeLabels(const NodeRecord& record) const;
+  // Calls `visit` for each label in key order until it returns false.
+  void ForEachLabel(
+      const NodeRecord& record,
+      absl::FunctionRef<bool(std::string_view key, std::string_view value)> visit) const;
+  std::optional<std::string_view> LabelValue(const NodeRecord& record, std::string_view key) const;
+  std::string_view Gateway(const NodeRecord& record) const;
+
+  // Encodes one user-owned part, for updates that change only it.
+  uint32_t InternLabels(const StringPairs& labels, std::string_view name, uint16_t* flags,
+                        std::vector<uint32_t>* new_blobs) const;
+  uint32_t InternPairs(const StringPairs& pairs, std::vector<uint32_t>* new_blobs) const;
+  uint32_t InternTaints(const std::vector<Taint>& taints, std::vector<uint32_t>* new_blobs) const;
+
+ private:
+  uint32_t Intern(std::string_view blob, std::vector<uint32_t>* new_blobs) const;
+
+  BlobPool* pool_;
+  const ByteArena* names_;
+};
+
+}  // namespace kole::storage

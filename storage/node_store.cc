@@ -1,0 +1,992 @@
+#include "storage/node_store.h"
+
+#include <absl/cleanup/cleanup.h>
+#include <absl/hash/hash.h>
+#include <absl/strings/escaping.h>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "storage/store_persistence.h"
+#include "storage/validation.h"
+
+namespace kole::storage {
+namespace {
+
+// Versions are reserved in the log this many at a time, so the counter can
+// never go backwards after a crash even when the newest changes were not yet
+// synced: recovery resumes after the reserved range.
+constexpr uint64_t kVersionReservation = 1 << 20;
+
+// A list copies at most this many records per lock hold.
+constexpr size_t kListBatch = 1024;
+
+// A watcher examines at most this many changes per lock hold.
+constexpr size_t kWatchBatch = 4096;
+
+constexpr std::string_view kReadyReason = "EdgeAgentReady";
+constexpr std::string_view kReadyMessage = "edge agent is posting heartbeats";
+constexpr std::string_view kUnknownReason = "NodeStatusUnknown";
+constexpr std::string_view kUnknownMessage = "Edge agent stopped posting heartbeats.";
+constexpr std::string_view kDisconnectedReason = "EdgeAgentDisconnected";
+constexpr std::string_view kDisconnectedMessage = "The device's MQTT session ended.";
+
+constexpr std::string_view kContinuePrefix = "kole1:";
+
+// Debian's Abseil has its own string_view type; heterogeneous lookups in its
+// string-keyed maps take that one.
+absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+const absl::string_view kExpiredPayload = "kole.io/expired";
+
+absl::Status Expired(std::string message) {
+  absl::Status status = absl::OutOfRangeError(std::move(message));
+  status.SetPayload(kExpiredPayload, absl::Cord("1"));
+  return status;
+}
+
+// Continue tokens: "kole1:" + base64url(rv ":" slot ":" name).
+std::string EncodeContinue(uint64_t rv, uint32_t slot, std::string_view name) {
+  return std::string(kContinuePrefix) +
+         absl::WebSafeBase64Escape(fmt::format("{}:{}:{}", rv, slot, name));
+}
+
+bool DecodeContinue(std::string_view token, uint64_t* rv, uint32_t* slot, std::string* name) {
+  if (!token.starts_with(kContinuePrefix)) return false;
+  std::string raw;
+  std::string_view encoded = token.substr(kContinuePrefix.size());
+  if (!absl::WebSafeBase64Unescape(absl::string_view(encoded.data(), encoded.size()), &raw)) {
+    return false;
+  }
+  size_t first = raw.find(':');
+  size_t second = first == std::string::npos ? first : raw.find(':', first + 1);
+  if (second == std::string::npos) return false;
+  auto parse = [](std::string_view text, auto* out) {
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+    return error == std::errc() && end == text.data() + text.size();
+  };
+  *name = raw.substr(second + 1);
+  return parse(std::string_view(raw).substr(0, first), rv) &&
+         parse(std::string_view(raw).substr(first + 1, second - first - 1), slot);
+}
+
+// Whether the user-owned labels of `desired` differ from the device-owned
+// ones it carries; returns the merged set: user labels from `desired`,
+// device labels from `current`.
+absl::StatusOr<StringPairs> MergeUserLabels(const StringPairs& current,
+                                            const StringPairs& desired) {
+  StringPairs merged;
+  for (const auto& [key, value] : desired) {
+    if (!IsDeviceOwnedLabel(key)) {
+      merged.emplace_back(key, value);
+      continue;
+    }
+    auto it = std::find_if(current.begin(), current.end(),
+                           [&](const auto& pair) { return pair.first == key; });
+    if (it == current.end() || it->second != value) {
+      return absl::InvalidArgumentError(fmt::format(
+          "label {:?} is owned by the device and cannot be changed through the API", key));
+    }
+  }
+  for (const auto& pair : current) {
+    if (IsDeviceOwnedLabel(pair.first)) merged.push_back(pair);
+  }
+  NormalizePairs(merged);
+  return merged;
+}
+
+absl::Status ValidateNode(const Node& node) {
+  std::vector<std::string> problems = IsDns1123Subdomain(node.name);
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("node name {:?} is invalid: {}", node.name, problems.front()));
+  }
+  for (const auto& [key, value] : node.labels) {
+    problems = IsQualifiedName(key);
+    if (problems.empty()) problems = IsValidLabelValue(value);
+    if (!problems.empty()) {
+      return absl::InvalidArgumentError(
+          fmt::format("label {:?}={:?} is invalid: {}", key, value, problems.front()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool IsExpired(const absl::Status& status) {
+  return absl::IsOutOfRange(status) && status.GetPayload(kExpiredPayload).has_value();
+}
+
+Clock* DefaultClock() {
+  static SystemClock clock;
+  return &clock;
+}
+
+// --- Index helpers ---
+
+NodeStore::NameKey NodeStore::SlotOrder::Key(uint32_t slot) const {
+  return {store->names_.Get(store->records_[slot].name), slot};
+}
+
+size_t NodeStore::SlotHash::operator()(uint32_t slot) const {
+  return absl::Hash<std::string_view>{}(store->names_.Get(store->records_[slot].name));
+}
+
+size_t NodeStore::SlotHash::operator()(std::string_view name) const {
+  return absl::Hash<std::string_view>{}(name);
+}
+
+bool NodeStore::SlotEq::operator()(uint32_t a, std::string_view b) const {
+  return store->names_.Get(store->records_[a].name) == b;
+}
+
+// --- Life cycle ---
+
+NodeStore::NodeStore(StoreOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : DefaultClock()),
+      by_name_(0, SlotHash{this}, SlotEq{this}),
+      ordered_(SlotOrder{this}),
+      change_log_(options_.change_log, 1) {}
+
+absl::StatusOr<std::unique_ptr<NodeStore>> NodeStore::Open(StoreOptions options) {
+  std::unique_ptr<NodeStore> store(new NodeStore(std::move(options)));
+
+  if (!store->options_.data_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<StorePersistence>> persistence =
+        StorePersistence::OpenAndRecover(store->options_, store.get());
+    if (!persistence.ok()) return persistence.status();
+    store->persistence_ = std::move(*persistence);
+  }
+
+  {
+    absl::MutexLock lock(&store->mu_);
+    store->RebuildIndexesLocked();
+  }
+
+  if (store->options_.background_maintenance) {
+    store->maintenance_thread_ = std::thread([s = store.get()] { s->MaintenanceLoop(); });
+  }
+  return store;
+}
+
+NodeStore::~NodeStore() { Close(); }
+
+void NodeStore::Close() {
+  {
+    absl::MutexLock lock(&maintenance_mu_);
+    stop_maintenance_ = true;
+  }
+  if (maintenance_thread_.joinable()) maintenance_thread_.join();
+
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  closed_ = true;
+  if (persistence_ != nullptr) {
+    absl::Status synced = persistence_->Sync();
+    if (!synced.ok()) KOLE_LOG(Error, "Final log sync failed", "err", synced);
+  }
+}
+
+void NodeStore::RebuildIndexesLocked() {
+  // Recovery fills records_ and by_name_; deleted records are never restored
+  // into the history, so their slots are free at once. Snapshots store nodes
+  // in name order, which makes most inserts into the name order an append.
+  int64_t now = clock_->MonotonicSeconds();
+  ordered_.clear();
+  free_slots_.clear();
+  live_nodes_ = 0;
+  for (uint32_t slot = 0; slot < records_.size(); ++slot) {
+    NodeRecord& record = records_[slot];
+    if (record.flags & kDeleted) {
+      free_slots_.push_back(slot);
+      continue;
+    }
+    // Grace clocks restart at process start: a restart must not mark the
+    // fleet NotReady.
+    record.last_seen_s = static_cast<uint32_t>(now);
+    record.live_sequence = record.published_sequence;
+    ordered_.insert(ordered_.end(), slot);
+    ++live_nodes_;
+  }
+  change_log_.Reset(rv_ + 1);
+}
+
+void NodeStore::MaintenanceLoop() {
+  absl::MutexLock lock(&maintenance_mu_);
+  while (!stop_maintenance_) {
+    maintenance_mu_.AwaitWithTimeout(absl::Condition(&stop_maintenance_), absl::Milliseconds(100));
+    if (stop_maintenance_) break;
+    maintenance_mu_.Unlock();
+    absl::Status status = Maintain();
+    if (!status.ok()) KOLE_LOG_EVERY_N(Error, 100, "Store maintenance failed", "err", status);
+    maintenance_mu_.Lock();
+  }
+}
+
+absl::Status NodeStore::Maintain() {
+  {
+    absl::MutexLock lock(&mu_);
+    TrimLocked();
+  }
+  if (persistence_ == nullptr) return absl::OkStatus();
+
+  absl::Status synced = persistence_->Sync();
+  if (!synced.ok()) return synced;
+  if (persistence_->SnapshotDue()) return Snapshot();
+  return absl::OkStatus();
+}
+
+absl::Status NodeStore::Snapshot() {
+  if (persistence_ == nullptr) {
+    return absl::FailedPreconditionError("the store has no data directory");
+  }
+  return persistence_->WriteSnapshot(this);
+}
+
+absl::Status NodeStore::WaitDurable(uint64_t token) {
+  if (persistence_ == nullptr) return absl::OkStatus();
+  return persistence_->WaitDurable(token);
+}
+
+// --- Write path ---
+
+absl::Status NodeStore::CheckWritableLocked() const {
+  if (closed_) return absl::UnavailableError("the store is closed");
+  if (persistence_ != nullptr) return persistence_->health();
+  return absl::OkStatus();
+}
+
+uint32_t NodeStore::FindLocked(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? kNoSlot : *it;
+}
+
+absl::StatusOr<uint64_t> NodeStore::ReserveVersionLocked() {
+  if (rv_ + 1 > rv_reserved_) {
+    uint64_t upto = rv_ + kVersionReservation;
+    if (persistence_ != nullptr) {
+      absl::StatusOr<uint64_t> token = persistence_->LogReserve(upto);
+      if (!token.ok()) return token.status();
+      // The reservation must be on disk before any version in it is seen.
+      absl::Status durable = persistence_->WaitDurable(*token);
+      if (!durable.ok()) return durable;
+    }
+    rv_reserved_ = upto;
+  }
+  return ++rv_;
+}
+
+uint32_t NodeStore::AllocateSlotLocked(std::string_view name) {
+  uint32_t name_ref = names_.Append(name);
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    NodeRecord empty;
+    std::memset(&empty, 0, sizeof(empty));
+    slot = static_cast<uint32_t>(records_.push_back(empty));
+  }
+  records_[slot].name = name_ref;
+  return slot;
+}
+
+void NodeStore::FreeSlotLocked(uint32_t slot) {
+  ordered_.erase(slot);
+  free_slots_.push_back(slot);
+}
+
+absl::StatusOr<uint64_t> NodeStore::CommitLocked(uint32_t slot, std::string_view name,
+                                                 NodeRecord record,
+                                                 const std::vector<uint32_t>& new_blobs,
+                                                 EventType type) {
+  // Log first: a change that cannot be logged is not applied.
+  uint64_t token = 0;
+  absl::StatusOr<uint64_t> rv = ReserveVersionLocked();
+  if (!rv.ok()) return rv.status();
+  record.resource_version = *rv;
+  if (persistence_ != nullptr) {
+    for (uint32_t id : new_blobs) {
+      absl::StatusOr<uint64_t> logged = persistence_->LogBlob(id, blobs_.Get(id));
+      if (!logged.ok()) return logged.status();
+    }
+    absl::StatusOr<uint64_t> logged = type == EventType::kDeleted
+                                          ? persistence_->LogDelete(*rv, name)
+                                          : persistence_->LogPut(*rv, name, record);
+    if (!logged.ok()) return logged.status();
+    token = *logged;
+  }
+
+  int64_t now = clock_->WallSeconds();
+  if (type == EventType::kAdded) {
+    if (slot == kNoSlot) slot = AllocateSlotLocked(name);
+    record.name = records_[slot].name;
+    records_[slot] = record;
+    by_name_.insert(slot);
+    ordered_.insert(slot);
+    ++live_nodes_;
+    change_log_.Append(*rv, slot, type, nullptr, now);
+  } else {
+    NodeRecord before = records_[slot];
+    record.name = before.name;
+    records_[slot] = record;
+    if (type == EventType::kDeleted) {
+      by_name_.erase(slot);
+      --live_nodes_;
+    }
+    change_log_.Append(*rv, slot, type, &before, now);
+  }
+  return token;
+}
+
+void NodeStore::SetReadyLocked(NodeRecord& record, ConditionStatus ready, std::string_view reason,
+                               std::string_view message, int64_t now_s,
+                               std::vector<uint32_t>* new_blobs) {
+  // The Ready reason and message share a blob with the device conditions;
+  // re-encode it with the new pair in front.
+  std::string_view old_blob = blobs_.Get(record.conditions);
+  std::string_view old_reason, old_message;
+  ReadBlobString(old_blob, &old_reason);
+  ReadBlobString(old_blob, &old_message);
+  if (static_cast<ConditionStatus>(record.ready) != ready) {
+    record.ready = static_cast<uint8_t>(ready);
+    record.ready_transition_s = static_cast<uint32_t>(now_s);
+  }
+  if (old_reason == reason && old_message == message) return;
+  std::string blob;
+  AppendBlobString(blob, reason);
+  AppendBlobString(blob, message);
+  blob.append(old_blob);
+  bool created = false;
+  record.conditions = blobs_.Intern(blob, &created);
+  if (created) new_blobs->push_back(record.conditions);
+}
+
+void NodeStore::PublishLocked(NodeRecord& record, int64_t now_s) {
+  record.published_sequence = record.live_sequence;
+  record.heartbeat_published_s = static_cast<uint32_t>(now_s);
+}
+
+absl::StatusOr<RegisterResult> NodeStore::Register(const Node& reported) {
+  absl::Status valid = ValidateNode(reported);
+  if (!valid.ok()) return valid;
+
+  absl::MutexLock lock(&mu_);
+  absl::Status writable = CheckWritableLocked();
+  if (!writable.ok()) return writable;
+  if (tombstones_.contains(AbslView(reported.name))) {
+    return absl::FailedPreconditionError(fmt::format(
+        "node {:?} was deleted and may not re-register until it is re-admitted (create it "
+        "through the API)",
+        reported.name));
+  }
+
+  int64_t now = clock_->WallSeconds();
+  int64_t monotonic = clock_->MonotonicSeconds();
+  uint32_t slot = FindLocked(reported.name);
+  Node merged = reported;
+  RegisterResult result;
+  if (slot == kNoSlot) {
+    merged.uid = Uid::Random();
+    merged.creation_timestamp = now;
+    merged.edge.epoch = reported.edge.epoch == 0 ? 1 : reported.edge.epoch;
+    NormalizePairs(merged.labels);
+    NormalizePairs(merged.annotations);
+    result.created = true;
+  } else {
+    Node current = codec_.Decode(records_[slot]);
+    if (reported.edge.epoch != 0 && reported.edge.epoch < current.edge.epoch) {
+      return absl::FailedPreconditionError(
+          fmt::format("registration of {:?} carries epoch {}, older than the node's epoch {}",
+                      reported.name, reported.edge.epoch, current.edge.epoch));
+    }
+    merged.uid = current.uid;
+    merged.creation_timestamp = current.creation_timestamp;
+    merged.annotations = current.annotations;
+    merged.taints = current.taints;
+    merged.unschedulable = current.unschedulable;
+    // Device-owned labels come from the report, user-owned ones stay.
+    merged.labels.clear();
+    for (const auto& pair : current.labels) {
+      if (!IsDeviceOwnedLabel(pair.first)) merged.labels.push_back(pair);
+    }
+    for (const auto& pair : reported.labels) {
+      if (IsDeviceOwnedLabel(pair.first)) merged.labels.push_back(pair);
+    }
+    NormalizePairs(merged.labels);
+    merged.edge.epoch = reported.edge.epoch == 0 ? current.edge.epoch + 1 : reported.edge.epoch;
+    merged.ready = current.ready;
+    merged.ready_reason = current.ready_reason;
+    merged.ready_message = current.ready_message;
+    merged.ready_transition_time = current.ready_transition_time;
+    merged.conditions_transition_time = current.conditions_transition_time;
+    if (merged.conditions != current.conditions) merged.conditions_transition_time = now;
+    merged.last_heartbeat_time = current.last_heartbeat_time;
+  }
+  merged.edge.connected = true;
+  merged.edge.sequence = 0;
+  merged.edge.last_report_time = now;
+
+  std::vector<uint32_t> new_blobs;
+  NodeRecord record = codec_.Encode(merged, &new_blobs);
+  record.last_seen_s = static_cast<uint32_t>(monotonic);
+  SetReadyLocked(record, ConditionStatus::kTrue, kReadyReason, kReadyMessage, now, &new_blobs);
+  if (result.created) {
+    record.ready_transition_s = static_cast<uint32_t>(now);
+    record.conditions_transition_s = static_cast<uint32_t>(now);
+    record.heartbeat_published_s = static_cast<uint32_t>(now);
+  }
+  result.epoch = record.epoch;
+
+  if (slot != kNoSlot) {
+    const NodeRecord& current = records_[slot];
+    record.heartbeat_published_s = current.heartbeat_published_s;
+    if (current.epoch == record.epoch && SameVisibleContent(current, record)) {
+      // A repeated registration (the device retried before our ack reached
+      // it): nothing changes, and what it asked for is already logged.
+      records_[slot].last_seen_s = record.last_seen_s;
+      result.resource_version = current.resource_version;
+      result.durable_token = persistence_ != nullptr ? persistence_->last_token() : 0;
+      return result;
+    }
+    record.heartbeat_published_s = static_cast<uint32_t>(now);
+  }
+
+  absl::StatusOr<uint64_t> token =
+      CommitLocked(slot, reported.name, record, new_blobs,
+                   result.created ? EventType::kAdded : EventType::kModified);
+  if (!token.ok()) return token.status();
+  result.resource_version = rv_;
+  result.durable_token = *token;
+  return result;
+}
+
+absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
+                                        std::span<HeartbeatOutcome> outcomes) {
+  if (outcomes.size() < heartbeats.size()) {
+    return absl::InvalidArgumentError("one outcome per heartbeat is needed");
+  }
+  int64_t now = clock_->WallSeconds();
+  uint32_t monotonic = static_cast<uint32_t>(clock_->MonotonicSeconds());
+
+  absl::MutexLock lock(&mu_);
+  absl::Status writable = CheckWritableLocked();
+  if (!writable.ok()) return writable;
+
+  std::vector<uint32_t> new_blobs;
+  for (size_t i = 0; i < heartbeats.size(); ++i) {
+    const Heartbeat& beat = heartbeats[i];
+    uint32_t slot = FindLocked(beat.name);
+    if (slot == kNoSlot) {
+      outcomes[i] = HeartbeatOutcome::kUnknownNode;
+      continue;
+    }
+    NodeRecord& record = records_[slot];
+    if (beat.epoch != record.epoch) {
+      outcomes[i] = beat.epoch < record.epoch ? HeartbeatOutcome::kStaleEpoch
+                                              : HeartbeatOutcome::kUnknownEpoch;
+      continue;
+    }
+    if (beat.sequence <= record.live_sequence) {
+      outcomes[i] = HeartbeatOutcome::kDuplicate;
+      continue;
+    }
+
+    // The common case: liveness in place, no version, no log record.
+    record.live_sequence = beat.sequence;
+    record.last_seen_s = monotonic;
+    bool revive = static_cast<ConditionStatus>(record.ready) != ConditionStatus::kTrue ||
+                  !(record.flags & kConnected);
+    bool due =
+        now - static_cast<int64_t>(record.heartbeat_published_s) >= options_.report_period_seconds;
+    if (!revive && !due) {
+      outcomes[i] = HeartbeatOutcome::kApplied;
+      continue;
+    }
+
+    NodeRecord updated = record;
+    new_blobs.clear();
+    if (revive) {
+      updated.flags |= kConnected;
+      SetReadyLocked(updated, ConditionStatus::kTrue, kReadyReason, kReadyMessage, now, &new_blobs);
+    }
+    PublishLocked(updated, now);
+    absl::StatusOr<uint64_t> token =
+        CommitLocked(slot, beat.name, updated, new_blobs, EventType::kModified);
+    if (!token.ok()) return token.status();
+    outcomes[i] = HeartbeatOutcome::kPublished;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeStore::MarkDisconnected(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  absl::Status writable = CheckWritableLocked();
+  if (!writable.ok()) return writable;
+  uint32_t slot = FindLocked(name);
+  if (slot == kNoSlot) return absl::NotFoundError(fmt::format("node {:?} not found", name));
+
+  NodeRecord updated = records_[slot];
+  std::vector<uint32_t> new_blobs;
+  updated.flags &= ~kConnected;
+  SetReadyLocked(updated, ConditionStatus::kUnknown, kDisconnectedReason, kDisconnectedMessage,
+                 clock_->WallSeconds(), &new_blobs);
+  if (SameVisibleContent(updated, records_[slot])) return absl::OkStatus();
+  return CommitLocked(slot, name, updated, new_blobs, EventType::kModified).status();
+}
+
+size_t NodeStore::CountExpired(int64_t grace_seconds) const {
+  int64_t now = clock_->MonotonicSeconds();
+  absl::ReaderMutexLock lock(&mu_);
+  size_t expired = 0;
+  for (uint32_t slot = 0; slot < records_.size(); ++slot) {
+    const NodeRecord& record = records_[slot];
+    if ((record.flags & kDeleted) ||
+        record.ready == static_cast<uint8_t>(ConditionStatus::kUnknown))
+      continue;
+    if (now - static_cast<int64_t>(record.last_seen_s) >= grace_seconds) ++expired;
+  }
+  return expired;
+}
+
+absl::StatusOr<size_t> NodeStore::ExpireHeartbeats(int64_t grace_seconds, size_t limit) {
+  int64_t now = clock_->MonotonicSeconds();
+  int64_t wall = clock_->WallSeconds();
+  absl::MutexLock lock(&mu_);
+  absl::Status writable = CheckWritableLocked();
+  if (!writable.ok()) return writable;
+
+  size_t expired = 0;
+  std::vector<uint32_t> new_blobs;
+  for (uint32_t slot = 0; slot < records_.size() && expired < limit; ++slot) {
+    const NodeRecord& record = records_[slot];
+    if ((record.flags & kDeleted) ||
+        record.ready == static_cast<uint8_t>(ConditionStatus::kUnknown))
+      continue;
+    if (now - static_cast<int64_t>(record.last_seen_s) < grace_seconds) continue;
+    NodeRecord updated = record;
+    new_blobs.clear();
+    SetReadyLocked(updated, ConditionStatus::kUnknown, kUnknownReason, kUnknownMessage, wall,
+                   &new_blobs);
+    absl::StatusOr<uint64_t> token =
+        CommitLocked(slot, names_.Get(record.name), updated, new_blobs, EventType::kModified);
+    if (!token.ok()) return token.status();
+    ++expired;
+  }
+  return expired;
+}
+
+void NodeStore::ResetLivenessClocks() {
+  uint32_t now = static_cast<uint32_t>(clock_->MonotonicSeconds());
+  absl::MutexLock lock(&mu_);
+  for (uint32_t slot = 0; slot < records_.size(); ++slot) records_[slot].last_seen_s = now;
+}
+
+absl::StatusOr<Node> NodeStore::Create(const Node& node) {
+  absl::Status valid = ValidateNode(node);
+  if (!valid.ok()) return valid;
+
+  uint64_t token = 0;
+  Node created = node;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status writable = CheckWritableLocked();
+    if (!writable.ok()) return writable;
+    if (FindLocked(node.name) != kNoSlot) {
+      return absl::AlreadyExistsError(fmt::format("nodes {:?} already exists", node.name));
+    }
+    if (tombstones_.erase(AbslView(node.name)) > 0 && persistence_ != nullptr) {
+      absl::StatusOr<uint64_t> logged = persistence_->LogTombstone(node.name, false, 0);
+      if (!logged.ok()) return logged.status();
+    }
+
+    created.uid = Uid::Random();
+    created.creation_timestamp = clock_->WallSeconds();
+    created.resource_version = 0;
+    created.edge = EdgeStatus{};
+    NormalizePairs(created.labels);
+    NormalizePairs(created.annotations);
+    std::vector<uint32_t> new_blobs;
+    NodeRecord record = codec_.Encode(created, &new_blobs);
+    record.last_seen_s = static_cast<uint32_t>(clock_->MonotonicSeconds());
+    absl::StatusOr<uint64_t> logged =
+        CommitLocked(kNoSlot, node.name, record, new_blobs, EventType::kAdded);
+    if (!logged.ok()) return logged.status();
+    token = *logged;
+    created = codec_.Decode(records_[FindLocked(node.name)]);
+  }
+  absl::Status durable = WaitDurable(token);
+  if (!durable.ok()) return durable;
+  return created;
+}
+
+absl::StatusOr<Node> NodeStore::UpdateLocked(const Node& desired, uint64_t expected_rv, bool status,
+                                             uint64_t* token) {
+  absl::Status writable = CheckWritableLocked();
+  if (!writable.ok()) return writable;
+  uint32_t slot = FindLocked(desired.name);
+  if (slot == kNoSlot) {
+    return absl::NotFoundError(fmt::format("nodes {:?} not found", desired.name));
+  }
+  const NodeRecord& current_record = records_[slot];
+  if (expected_rv != 0 && expected_rv != current_record.resource_version) {
+    return absl::AbortedError(fmt::format(
+        "Operation cannot be fulfilled on nodes {:?}: the object has been modified; please "
+        "apply your changes to the latest version and try again",
+        desired.name));
+  }
+
+  Node current = codec_.Decode(current_record);
+  Node merged = current;
+  int64_t now = clock_->WallSeconds();
+  if (status) {
+    merged.capacity = desired.capacity;
+    merged.allocatable = desired.allocatable;
+    merged.addresses = desired.addresses;
+    merged.node_info = desired.node_info;
+    merged.conditions = desired.conditions;
+    if (merged.conditions != current.conditions) merged.conditions_transition_time = now;
+    merged.ready = desired.ready;
+    merged.ready_reason = desired.ready_reason;
+    merged.ready_message = desired.ready_message;
+    if (merged.ready != current.ready) merged.ready_transition_time = now;
+    NormalizePairs(merged.capacity);
+    NormalizePairs(merged.allocatable);
+  } else {
+    absl::StatusOr<StringPairs> labels = MergeUserLabels(current.labels, desired.labels);
+    if (!labels.ok()) return labels.status();
+    merged.labels = std::move(*labels);
+    merged.annotations = desired.annotations;
+    NormalizePairs(merged.annotations);
+    merged.taints = desired.taints;
+    merged.unschedulable = desired.unschedulable;
+  }
+  absl::Status valid = ValidateNode(merged);
+  if (!valid.ok()) return valid;
+
+  std::vector<uint32_t> new_blobs;
+  NodeRecord record = codec_.Encode(merged, &new_blobs);
+  record.live_sequence = current_record.live_sequence;
+  record.last_seen_s = current_record.last_seen_s;
+  if (SameVisibleContent(record, current_record)) {
+    *token = 0;
+    return current;
+  }
+  absl::StatusOr<uint64_t> logged =
+      CommitLocked(slot, desired.name, record, new_blobs, EventType::kModified);
+  if (!logged.ok()) return logged.status();
+  *token = *logged;
+  return codec_.Decode(records_[slot]);
+}
+
+absl::StatusOr<Node> NodeStore::UpdateSpec(const Node& desired, uint64_t expected_rv) {
+  uint64_t token = 0;
+  absl::StatusOr<Node> updated;
+  {
+    absl::MutexLock lock(&mu_);
+    updated = UpdateLocked(desired, expected_rv, /*status=*/false, &token);
+  }
+  if (!updated.ok()) return updated;
+  absl::Status durable = WaitDurable(token);
+  if (!durable.ok()) return durable;
+  return updated;
+}
+
+absl::StatusOr<Node> NodeStore::UpdateStatus(const Node& desired, uint64_t expected_rv) {
+  uint64_t token = 0;
+  absl::StatusOr<Node> updated;
+  {
+    absl::MutexLock lock(&mu_);
+    updated = UpdateLocked(desired, expected_rv, /*status=*/true, &token);
+  }
+  if (!updated.ok()) return updated;
+  absl::Status durable = WaitDurable(token);
+  if (!durable.ok()) return durable;
+  return updated;
+}
+
+absl::StatusOr<Node> NodeStore::Delete(std::string_view name, uint64_t expected_rv,
+                                       bool tombstone) {
+  uint64_t token = 0;
+  Node last;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status writable = CheckWritableLocked();
+    if (!writable.ok()) return writable;
+    uint32_t slot = FindLocked(name);
+    if (slot == kNoSlot) return absl::NotFoundError(fmt::format("nodes {:?} not found", name));
+    if (expected_rv != 0 && expected_rv != records_[slot].resource_version) {
+      return absl::AbortedError(fmt::format(
+          "Operation cannot be fulfilled on nodes {:?}: the object has been modified", name));
+    }
+    last = codec_.Decode(records_[slot]);
+
+    if (tombstone) {
+      int64_t now = clock_->WallSeconds();
+      if (persistence_ != nullptr) {
+        absl::StatusOr<uint64_t> logged = persistence_->LogTombstone(name, true, now);
+        if (!logged.ok()) return logged.status();
+      }
+      tombstones_[std::string(name)] = now;
+    }
+    NodeRecord record = records_[slot];
+    record.flags |= kDeleted;
+    absl::StatusOr<uint64_t> logged = CommitLocked(slot, name, record, {}, EventType::kDeleted);
+    if (!logged.ok()) return logged.status();
+    token = *logged;
+    last.resource_version = rv_;
+  }
+  absl::Status durable = WaitDurable(token);
+  if (!durable.ok()) return durable;
+  return last;
+}
+
+absl::Status NodeStore::Readmit(std::string_view name) {
+  uint64_t token = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status writable = CheckWritableLocked();
+    if (!writable.ok()) return writable;
+    auto it = tombstones_.find(AbslView(name));
+    if (it == tombstones_.end()) return absl::OkStatus();
+    if (persistence_ != nullptr) {
+      absl::StatusOr<uint64_t> logged = persistence_->LogTombstone(name, false, 0);
+      if (!logged.ok()) return logged.status();
+      token = *logged;
+    }
+    tombstones_.erase(it);
+  }
+  return WaitDurable(token);
+}
+
+bool NodeStore::IsTombstoned(std::string_view name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return tombstones_.contains(AbslView(name));
+}
+
+void NodeStore::TrimLocked() {
+  change_log_.Trim(clock_->WallSeconds(), snapshot_pin_rv_,
+                   [this](uint32_t slot) { FreeSlotLocked(slot); });
+}
+
+// --- Read path ---
+
+uint64_t NodeStore::resource_version() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return rv_;
+}
+
+absl::StatusOr<Node> NodeStore::Get(std::string_view name) const {
+  NodeRecord record;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    uint32_t slot = FindLocked(name);
+    if (slot == kNoSlot) return absl::NotFoundError(fmt::format("nodes {:?} not found", name));
+    record = records_[slot];
+  }
+  return codec_.Decode(record);
+}
+
+bool NodeStore::MatchesLocked(const NodeRecord& record, const LabelSelector& labels,
+                              const FieldSelector& fields) const {
+  std::string_view name = names_.Get(record.name);
+  if (!fields.Empty()) {
+    bool matched = fields.Matches([&](std::string_view field) -> std::optional<std::string_view> {
+      if (field == "metadata.name") return name;
+      if (field == "spec.unschedulable") {
+        return (record.flags & kUnschedulable) ? std::string_view("true") : "false";
+      }
+      return std::nullopt;
+    });
+    if (!matched) return false;
+  }
+  if (labels.Empty()) return true;
+  return labels.Matches([&](std::string_view key) { return codec_.LabelValue(record, key); });
+}
+
+absl::StatusOr<ListResult> NodeStore::List(const ListOptions& options) const {
+  ListResult result;
+  absl::Status listed = ListEach(
+      options, [&](const Node& node) { result.nodes.push_back(node); }, &result);
+  if (!listed.ok()) return listed;
+  return result;
+}
+
+absl::Status NodeStore::ListEach(const ListOptions& options,
+                                 absl::FunctionRef<void(const Node&)> visit,
+                                 ListResult* result) const {
+  absl::Status supported =
+      options.field_selector.CheckSupported({"metadata.name", "spec.unschedulable"});
+  if (!supported.ok()) return supported;
+
+  size_t emitted = 0;
+  uint64_t snapshot_rv = options.resource_version;
+  NameKey start{"", 0};
+  bool after_start = false;
+  std::string start_name;
+  if (!options.continue_token.empty()) {
+    uint32_t slot = 0;
+    if (!DecodeContinue(options.continue_token, &snapshot_rv, &slot, &start_name)) {
+      return absl::InvalidArgumentError("the continue token is malformed");
+    }
+    start = {start_name, slot};
+    after_start = true;
+  }
+
+  // A field selector on metadata.name is a lookup, not a scan.
+  std::optional<std::string_view> exact_name =
+      options.field_selector.RequiredValue("metadata.name");
+
+  std::vector<NodeRecord> batch;
+  bool more = true;
+  while (more) {
+    batch.clear();
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      if (snapshot_rv == 0) snapshot_rv = rv_;
+      if (snapshot_rv > rv_) {
+        return absl::InvalidArgumentError(
+            fmt::format("resourceVersion {} is newer than the store's {}", snapshot_rv, rv_));
+      }
+      bool historical = snapshot_rv < rv_;
+      if (historical && !change_log_.Covers(snapshot_rv)) {
+        return Expired(fmt::format(
+            "The provided continue parameter or resourceVersion {} is too old: the store retains "
+            "changes from {} on. To start a new list, omit the continue parameter",
+            snapshot_rv, change_log_.first_rv() - 1));
+      }
+
+      auto it = after_start ? ordered_.upper_bound(start) : ordered_.begin();
+      if (exact_name.has_value()) {
+        NameKey first{*exact_name, 0};
+        if (!after_start || SlotOrder::Less(start, first)) it = ordered_.lower_bound(first);
+      }
+      size_t visited = 0;
+      for (; it != ordered_.end() && visited < kListBatch; ++it, ++visited) {
+        uint32_t slot = *it;
+        const NodeRecord& current = records_[slot];
+        if (exact_name.has_value() && names_.Get(current.name) != *exact_name) {
+          it = ordered_.end();
+          break;
+        }
+        start = {names_.Get(current.name), slot};
+        after_start = true;
+        std::optional<NodeRecord> state =
+            current.resource_version <= snapshot_rv
+                ? ((current.flags & kDeleted) ? std::nullopt : std::optional<NodeRecord>(current))
+                : change_log_.StateAt(current, snapshot_rv);
+        if (!state.has_value()) continue;
+        if (!MatchesLocked(*state, options.label_selector, options.field_selector)) continue;
+        batch.push_back(*state);
+        if (options.limit != 0 && emitted + batch.size() == options.limit) {
+          ++it;
+          break;
+        }
+      }
+      more = it != ordered_.end();
+      if (after_start) {
+        // Keep the resume point in our own string: it must survive the lock.
+        start_name.assign(start.name);
+        start.name = start_name;
+      }
+    }
+
+    // Decode outside the lock: the arena and the blob pool are append-only.
+    for (const NodeRecord& record : batch) visit(codec_.Decode(record));
+    emitted += batch.size();
+    if (options.limit != 0 && emitted >= options.limit) break;
+  }
+
+  result->resource_version = snapshot_rv;
+  result->continue_token.clear();
+  if (more) result->continue_token = EncodeContinue(snapshot_rv, start.slot, start.name);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<NodeWatcher>> NodeStore::Watch(uint64_t from_rv,
+                                                              LabelSelector label_selector,
+                                                              FieldSelector field_selector) const {
+  absl::Status supported = field_selector.CheckSupported({"metadata.name", "spec.unschedulable"});
+  if (!supported.ok()) return supported;
+
+  absl::ReaderMutexLock lock(&mu_);
+  if (from_rv == 0) from_rv = rv_;
+  if (from_rv > rv_) {
+    return absl::InvalidArgumentError(
+        fmt::format("resourceVersion {} is newer than the store's {}", from_rv, rv_));
+  }
+  if (from_rv < rv_ && !change_log_.Covers(from_rv)) {
+    return Expired(
+        fmt::format("too old resource version: {} ({})", from_rv, change_log_.first_rv() - 1));
+  }
+  return std::unique_ptr<NodeWatcher>(
+      new NodeWatcher(this, from_rv, std::move(label_selector), std::move(field_selector)));
+}
+
+absl::StatusOr<std::vector<WatchEvent>> NodeWatcher::Next(size_t max_events, absl::Time deadline) {
+  struct Pending {
+    EventType type;
+    NodeRecord record;
+  };
+  std::vector<Pending> pending;
+  const NodeStore& store = *store_;
+  {
+    auto ready = [this, &store]() ABSL_SHARED_LOCKS_REQUIRED(store.mu_) {
+      return store.closed_ || store.rv_ > cursor_;
+    };
+    store.mu_.ReaderLockWhenWithDeadline(absl::Condition(&ready), deadline);
+    absl::Cleanup unlock = [&store] { store.mu_.ReaderUnlock(); };
+    if (store.closed_) return absl::CancelledError("the store is closed");
+    if (store.rv_ <= cursor_) return std::vector<WatchEvent>();
+    if (!store.change_log_.Covers(cursor_)) {
+      return Expired(fmt::format("too old resource version: {} ({})", cursor_,
+                                 store.change_log_.first_rv() - 1));
+    }
+
+    auto current = [&store](uint32_t slot) -> const NodeRecord& { return store.records_[slot]; };
+    uint64_t end = std::min(store.rv_, cursor_ + kWatchBatch);
+    while (cursor_ < end && pending.size() < max_events) {
+      ChangeLog::Change change = store.change_log_.At(cursor_ + 1, current);
+      ++cursor_;
+      bool was = change.before != nullptr && !(change.before->flags & kDeleted) &&
+                 store.MatchesLocked(*change.before, labels_, fields_);
+      bool is = change.after != nullptr && store.MatchesLocked(*change.after, labels_, fields_);
+      if (was && is) {
+        pending.push_back({EventType::kModified, *change.after});
+      } else if (is) {
+        pending.push_back({EventType::kAdded, *change.after});
+      } else if (was) {
+        // Deleted, or moved out of the selection: the client sees it go.
+        NodeRecord last = *change.before;
+        last.resource_version = change.resource_version;
+        pending.push_back({EventType::kDeleted, last});
+      }
+    }
+  }
+
+  std::vector<WatchEvent> events;
+  events.reserve(pending.size());
+  for (const Pending& p : pending) events.push_back({p.type, store.codec_.Decode(p.record)});
+  return events;
+}
+
+StoreStats NodeStore::Stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  StoreStats stats;
+  stats.nodes = live_nodes_;
+  stats.tombstones = tombstones_.size();
+  stats.resource_version = rv_;
+  stats.change_log_entries = change_log_.size();
+  stats.change_log_bytes = change_log_.memory_bytes();
+  stats.blobs = blobs_.size();
+  stats.blob_bytes = blobs_.memory_bytes();
+  stats.name_bytes = names_.used_bytes();
+  stats.record_bytes = records_.size() * sizeof(NodeRecord);
+  if (persistence_ != nullptr) stats.wal_durable_sequence = persistence_->durable_token();
+  return stats;
+}
+
+}  // namespace kole::storage
