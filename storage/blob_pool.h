@@ -15,13 +15,15 @@
 // may run concurrently with them for any id below a size() the caller has
 // observed; a returned view stays valid for the pool's life.
 
-#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <absl/status/status.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/arena.h"
 
@@ -43,17 +45,43 @@ class BlobPool {
   // Fails with DataLoss unless id == size() (ids are replayed in order).
   absl::Status Define(uint32_t id, std::string_view blob);
 
-  // REQUIRES: 0 < id < size().
-  std::string_view Get(uint32_t id) const { return *blobs_[id]; }
+  // REQUIRES: id < size().
+  std::string_view Get(uint32_t id) const {
+    const char* at = blobs_[id];
+    uint32_t length;
+    std::memcpy(&length, at, sizeof(length));
+    return std::string_view(at + sizeof(length), length);
+  }
 
   // One more than the largest id.
   uint32_t size() const { return static_cast<uint32_t>(blobs_.size()); }
 
-  size_t memory_bytes() const { return bytes_; }
+  size_t memory_bytes() const;
 
  private:
-  ChunkedArray<const std::string*, 4096, 65536> blobs_;
-  absl::flat_hash_map<std::string_view, uint32_t> index_;
+  // Blobs live in chunks as a 4-byte length and the bytes; an id maps to its
+  // blob's address, and the index holds ids, hashing the bytes they name.
+  struct IdHash {
+    using is_transparent = void;
+    const BlobPool* pool;
+    size_t operator()(uint32_t id) const;
+    size_t operator()(std::string_view blob) const;
+  };
+  struct IdEq {
+    using is_transparent = void;
+    const BlobPool* pool;
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t a, std::string_view b) const { return pool->Get(a) == b; }
+    bool operator()(std::string_view a, uint32_t b) const { return a == pool->Get(b); }
+  };
+  static constexpr size_t kChunkBytes = 1 << 20;
+
+  const char* Store(std::string_view blob);
+
+  ChunkedArray<const char*, 4096, 65536> blobs_;
+  absl::flat_hash_set<uint32_t, IdHash, IdEq> index_{0, IdHash{this}, IdEq{this}};
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  size_t chunk_used_ = kChunkBytes;
   size_t bytes_ = 0;
 };
 

@@ -23,18 +23,19 @@ void ChangeLog::Append(uint64_t rv, uint32_t slot, EventType type, const NodeRec
     KOLE_LOG(Fatal, "Change log out of order", "resourceVersion", rv, "expected", next_rv());
   }
 
-  Entry entry{slot, static_cast<uint8_t>(type), 0, 0, 0, 0};
+  if (slot > kSlotMask) KOLE_LOG(Fatal, "Slot out of range for the change log", "slot", slot);
+  Entry entry{slot | (static_cast<uint32_t>(type) << kTypeShift), 0, 0};
   if (before != nullptr) {
     uint32_t id = image_base_ + static_cast<uint32_t>(images_.size());
     images_.push_back(*before);
-    entry.flags |= kHasBefore;
+    entry.meta |= kHasBefore;
     entry.before = id;
 
     // The replaced state is also the "after" of the change that made it.
     uint64_t previous = before->resource_version;
     if (previous >= first_rv_ && previous < rv) {
       Entry& maker = entries_[previous - first_rv_];
-      maker.flags |= kHasAfter;
+      maker.meta |= kHasAfter;
       maker.after = id;
     }
   }
@@ -47,7 +48,7 @@ std::optional<NodeRecord> ChangeLog::StateAt(const NodeRecord& current, uint64_t
   const NodeRecord* state = &current;
   while (state->resource_version > rv) {
     const Entry& entry = entries_[state->resource_version - first_rv_];
-    if (!(entry.flags & kHasBefore)) return std::nullopt;  // Added after rv.
+    if (!(entry.meta & kHasBefore)) return std::nullopt;  // Added after rv.
     state = &Image(entry.before);
   }
   if (state->flags & kDeleted) return std::nullopt;
@@ -57,23 +58,23 @@ std::optional<NodeRecord> ChangeLog::StateAt(const NodeRecord& current, uint64_t
 ChangeLog::Change ChangeLog::At(uint64_t rv,
                                 const std::function<const NodeRecord&(uint32_t)>& current) const {
   const Entry& entry = entries_[rv - first_rv_];
-  Change change{rv, static_cast<EventType>(entry.type), entry.slot, nullptr, nullptr};
-  if (entry.flags & kHasBefore) change.before = &Image(entry.before);
+  Change change{rv, entry.type(), entry.slot(), nullptr, nullptr};
+  if (entry.meta & kHasBefore) change.before = &Image(entry.before);
   if (change.type != EventType::kDeleted) {
     // Not yet superseded: the slot still holds this version.
-    change.after = (entry.flags & kHasAfter) ? &Image(entry.after) : &current(entry.slot);
+    change.after = (entry.meta & kHasAfter) ? &Image(entry.after) : &current(entry.slot());
   }
   return change;
 }
 
 void ChangeLog::PopFront(const std::function<void(uint32_t)>& freed_slot) {
   const Entry& entry = entries_.front();
-  if (entry.flags & kHasBefore) {
+  if (entry.meta & kHasBefore) {
     // Images are created in entry order, one per entry that has a before.
     images_.pop_front();
     ++image_base_;
   }
-  if (static_cast<EventType>(entry.type) == EventType::kDeleted) freed_slot(entry.slot);
+  if (entry.type() == EventType::kDeleted) freed_slot(entry.slot());
   entries_.pop_front();
   ++first_rv_;
   while (marks_.size() > 1 && marks_[1].rv <= first_rv_) marks_.pop_front();

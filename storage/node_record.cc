@@ -98,7 +98,50 @@ ConditionStatus ParseConditionStatus(std::string_view text) {
   return ConditionStatus::kUnknown;
 }
 
+// splitmix64's finalizer: a bijection of 64-bit words.
+uint64_t Mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+uint64_t Unmix(uint64_t x) {
+  // Each step inverted, in reverse order.
+  x ^= x >> 31 ^ x >> 62;
+  x *= 0x319642b2d24d8ec3ull;  // Inverse of 0x94d049bb133111eb mod 2^64.
+  x ^= x >> 27 ^ x >> 54;
+  x *= 0x96de1b173f119089ull;  // Inverse of 0xbf58476d1ce4e5b9 mod 2^64.
+  x ^= x >> 30 ^ x >> 60;
+  return x;
+}
+
 }  // namespace
+
+UidKey UidKey::Random() {
+  Uid a = Uid::Random();
+  Uid b = Uid::Random();
+  return UidKey(a.hi ^ b.lo, a.lo ^ b.hi);
+}
+
+Uid UidKey::FromVersion(uint64_t created_rv) const {
+  // m carries the version bijectively. Its bits 12-15 are where the UUID
+  // version nibble goes, so they move into the low word's spare bits.
+  uint64_t m = Mix(created_rv ^ a_);
+  uint64_t n = Mix(created_rv ^ b_);
+  Uid uid;
+  uid.hi = (m & ~0xF000ull) | 0x4000ull;
+  uid.lo = (n & 0x3FFFFFFFFFFFFFF0ull) | ((m >> 12) & 0xF) | 0x8000000000000000ull;
+  return uid;
+}
+
+uint64_t UidKey::ToVersion(const Uid& uid) const {
+  uint64_t m = (uid.hi & ~0xF000ull) | ((uid.lo & 0xF) << 12);
+  uint64_t rv = Unmix(m) ^ a_;
+  return FromVersion(rv) == uid ? rv : 0;
+}
 
 void AppendBlobString(std::string& out, std::string_view value) {
   size_t n = value.size();
@@ -219,12 +262,12 @@ uint32_t NodeCodec::InternTaints(const std::vector<Taint>& taints,
 NodeRecord NodeCodec::Encode(const Node& node, std::vector<uint32_t>* new_blobs) const {
   NodeRecord r;
   std::memset(&r, 0, sizeof(r));
-  r.uid_hi = node.uid.hi;
-  r.uid_lo = node.uid.lo;
+  r.created_rv = uid_key_.ToVersion(node.uid);
   r.created_s = static_cast<uint32_t>(node.creation_timestamp);
   r.labels = InternLabels(node.labels, node.name, &r.flags, new_blobs);
-  r.annotations = InternPairs(node.annotations, new_blobs);
-  r.taints = InternTaints(node.taints, new_blobs);
+  NodeProfile profile;
+  profile.annotations = InternPairs(node.annotations, new_blobs);
+  profile.taints = InternTaints(node.taints, new_blobs);
   if (node.unschedulable) r.flags |= kUnschedulable;
 
   const NodeInfo& info = node.node_info;
@@ -236,13 +279,13 @@ NodeRecord NodeCodec::Encode(const Node& node, std::vector<uint32_t>* new_blobs)
         std::string_view(info.architecture)}) {
     AppendBlobString(blob, s);
   }
-  r.node_info = Intern(blob, new_blobs);
+  profile.node_info = Intern(blob, new_blobs);
 
   blob.clear();
   AppendBlobString(blob, std::to_string(node.capacity.size()));
   AppendPairsTo(blob, node.capacity);
   AppendPairsTo(blob, node.allocatable);
-  r.resources = Intern(blob, new_blobs);
+  profile.resources = Intern(blob, new_blobs);
 
   blob.clear();
   AppendBlobString(blob, node.ready_reason);
@@ -253,7 +296,7 @@ NodeRecord NodeCodec::Encode(const Node& node, std::vector<uint32_t>* new_blobs)
     AppendBlobString(blob, c.reason);
     AppendBlobString(blob, c.message);
   }
-  r.conditions = Intern(blob, new_blobs);
+  profile.conditions = Intern(blob, new_blobs);
   r.ready = static_cast<uint8_t>(node.ready);
   r.ready_transition_s = static_cast<uint32_t>(node.ready_transition_time);
   r.conditions_transition_s = static_cast<uint32_t>(node.conditions_transition_time);
@@ -262,7 +305,8 @@ NodeRecord NodeCodec::Encode(const Node& node, std::vector<uint32_t>* new_blobs)
   r.epoch = node.edge.epoch;
   r.published_sequence = static_cast<uint32_t>(node.edge.sequence);
   if (node.edge.connected) r.flags |= kConnected;
-  r.gateway = Intern(node.edge.gateway, new_blobs);
+  profile.gateway = Intern(node.edge.gateway, new_blobs);
+  r.profile = InternProfile(profile, new_blobs);
 
   // Identifiers unique per node: raw bytes when they have their usual form.
   bool upper = false;
@@ -329,26 +373,66 @@ StringPairs NodeCodec::DecodeLabels(const NodeRecord& r) const {
   return labels;
 }
 
-std::string_view NodeCodec::Gateway(const NodeRecord& r) const { return pool_->Get(r.gateway); }
+std::string_view NodeCodec::Gateway(const NodeRecord& r) const {
+  return pool_->Get(Profile(r).gateway);
+}
+
+NodeProfile NodeCodec::Profile(const NodeRecord& r) const {
+  NodeProfile profile;
+  std::string_view blob = pool_->Get(r.profile);
+  if (blob.size() == sizeof(NodeProfile)) std::memcpy(&profile, blob.data(), sizeof(profile));
+  return profile;
+}
+
+uint32_t NodeCodec::InternProfile(const NodeProfile& profile,
+                                  std::vector<uint32_t>* new_blobs) const {
+  return Intern(std::string_view(reinterpret_cast<const char*>(&profile), sizeof(profile)),
+                new_blobs);
+}
+
+void NodeCodec::SetReady(NodeRecord& r, ConditionStatus ready, std::string_view reason,
+                         std::string_view message, int64_t now_s,
+                         std::vector<uint32_t>* new_blobs) const {
+  if (static_cast<ConditionStatus>(r.ready) != ready) {
+    r.ready = static_cast<uint8_t>(ready);
+    r.ready_transition_s = static_cast<uint32_t>(now_s);
+  }
+
+  // The Ready reason and message lead the conditions blob; re-encode it only
+  // when they change.
+  NodeProfile profile = Profile(r);
+  std::string_view rest = pool_->Get(profile.conditions);
+  std::string_view old_reason, old_message;
+  ReadBlobString(rest, &old_reason);
+  ReadBlobString(rest, &old_message);
+  if (old_reason == reason && old_message == message) return;
+  std::string blob;
+  AppendBlobString(blob, reason);
+  AppendBlobString(blob, message);
+  blob.append(rest);
+  profile.conditions = Intern(blob, new_blobs);
+  r.profile = InternProfile(profile, new_blobs);
+}
 
 Node NodeCodec::Decode(const NodeRecord& r) const {
   Node node;
   node.name = std::string(Name(r));
-  node.uid = Uid{r.uid_hi, r.uid_lo};
+  node.uid = uid_key_.FromVersion(r.created_rv);
   node.resource_version = r.resource_version;
   node.creation_timestamp = r.created_s;
   node.labels = DecodeLabels(r);
-  std::string_view in = pool_->Get(r.annotations);
+  NodeProfile profile = Profile(r);
+  std::string_view in = pool_->Get(profile.annotations);
   node.annotations = ReadPairs(in);
   node.unschedulable = (r.flags & kUnschedulable) != 0;
 
-  in = pool_->Get(r.taints);
+  in = pool_->Get(profile.taints);
   std::string_view key, value, effect;
   while (ReadBlobString(in, &key) && ReadBlobString(in, &value) && ReadBlobString(in, &effect)) {
     node.taints.push_back({std::string(key), std::string(value), std::string(effect)});
   }
 
-  in = pool_->Get(r.node_info);
+  in = pool_->Get(profile.node_info);
   std::string* info_fields[] = {&node.node_info.kernel_version,
                                 &node.node_info.os_image,
                                 &node.node_info.container_runtime_version,
@@ -360,7 +444,7 @@ Node NodeCodec::Decode(const NodeRecord& r) const {
     if (ReadBlobString(in, &value)) *field = std::string(value);
   }
 
-  in = pool_->Get(r.resources);
+  in = pool_->Get(profile.resources);
   size_t capacity_count = 0;
   if (ReadBlobString(in, &value)) {
     std::from_chars(value.data(), value.data() + value.size(), capacity_count);
@@ -368,7 +452,7 @@ Node NodeCodec::Decode(const NodeRecord& r) const {
   node.capacity = ReadPairs(in, capacity_count);
   node.allocatable = ReadPairs(in);
 
-  in = pool_->Get(r.conditions);
+  in = pool_->Get(profile.conditions);
   if (ReadBlobString(in, &value)) node.ready_reason = std::string(value);
   if (ReadBlobString(in, &value)) node.ready_message = std::string(value);
   std::string_view type, status, reason, message;
@@ -386,7 +470,7 @@ Node NodeCodec::Decode(const NodeRecord& r) const {
   node.edge.epoch = r.epoch;
   node.edge.sequence = r.published_sequence;
   node.edge.last_report_time = r.heartbeat_published_s;
-  node.edge.gateway = std::string(pool_->Get(r.gateway));
+  node.edge.gateway = std::string(pool_->Get(profile.gateway));
 
   std::string_view extra = pool_->Get(r.extra);
   std::string_view machine_id, system_uuid, boot_id;

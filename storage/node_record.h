@@ -3,9 +3,11 @@
 // The compact, fixed-width form in which NodeStore keeps every node, and the
 // codec between it and the expanded Node (node.h).
 //
-// Layout: 152 bytes, no pointers, no per-node heap objects. Values that
-// repeat across a fleet (label sets, node-info strings, capacity, conditions,
-// taints, gateway names) are BlobPool ids; the name lives in a ByteArena;
+// Layout: 120 bytes, no pointers, no per-node heap objects. Values that
+// repeat across a fleet are BlobPool ids: the labels (a list of interned
+// key=value pairs) and one "profile" that names the node-info strings,
+// capacity, conditions, annotations, taints and gateway, which nodes of one
+// kind share as a whole. The name lives in a ByteArena;
 // machine id, system UUID and boot id, unique per node, are kept as 16 raw
 // bytes when they have their usual hex or UUID form; the usual address list
 // (InternalIP v4, then Hostname equal to the name) and the hostname label
@@ -47,17 +49,14 @@ enum NodeFlag : uint16_t {
 
 struct NodeRecord {
   uint64_t resource_version;
-  uint64_t uid_hi;
-  uint64_t uid_lo;
-  uint32_t name;  // ByteArena offset.
-  uint32_t labels;
-  uint32_t annotations;
-  uint32_t taints;
-  uint32_t node_info;
-  uint32_t resources;
-  uint32_t conditions;
-  uint32_t extra;
-  uint32_t gateway;
+  // The version that created the node. Its UID is derived from this by a
+  // keyed bijection (UidKey), so it costs 8 bytes instead of 16 and stays
+  // unique: versions are never reused.
+  uint64_t created_rv;
+  uint32_t name;     // ByteArena offset.
+  uint32_t labels;   // Blob: the ids of the key=value pairs (see InternLabels).
+  uint32_t profile;  // Blob: the ids of the parts below that nodes share.
+  uint32_t extra;    // Blob: unusual per-node values, usually none.
   uint32_t created_s;
   uint32_t ready_transition_s;
   uint32_t conditions_transition_s;
@@ -65,21 +64,20 @@ struct NodeRecord {
   uint32_t published_sequence;
   uint32_t epoch;
   uint32_t ipv4;
-  uint8_t machine_id[16];
-  uint8_t system_uuid[16];
-  uint8_t boot_id[16];
 
   // Live liveness state: updated in place by heartbeats, never visible, never
   // persisted (grace clocks restart at process start).
   uint32_t live_sequence;
   uint32_t last_seen_s;  // Cloud monotonic seconds of the last heartbeat.
 
+  uint8_t machine_id[16];
+  uint8_t system_uuid[16];
+  uint8_t boot_id[16];
   uint8_t ready;  // ConditionStatus
   uint8_t reserved;
   uint16_t flags;
-  uint32_t reserved2;
 };
-static_assert(sizeof(NodeRecord) == 152);
+static_assert(sizeof(NodeRecord) == 120);
 static_assert(std::is_trivially_copyable_v<NodeRecord>);
 
 // True when the visible content of two records is the same (ignores the live
@@ -90,13 +88,47 @@ bool SameVisibleContent(const NodeRecord& a, const NodeRecord& b);
 void AppendBlobString(std::string& out, std::string_view value);
 bool ReadBlobString(std::string_view& in, std::string_view* value);
 
+// Turns creation versions into UIDs and back. The key makes UIDs of two
+// stores differ; a store keeps its key for life (in its data directory).
+class UidKey {
+ public:
+  UidKey(uint64_t a, uint64_t b) : a_(a), b_(b) {}
+  static UidKey Random();
+  uint64_t a() const { return a_; }
+  uint64_t b() const { return b_; }
+
+  // A version-4-shaped UID; distinct versions give distinct UIDs.
+  Uid FromVersion(uint64_t created_rv) const;
+  // The inverse; 0 for a UID this key did not make.
+  uint64_t ToVersion(const Uid& uid) const;
+
+ private:
+  uint64_t a_;
+  uint64_t b_;
+};
+
+// The shared parts of a node, interned together as its profile.
+struct NodeProfile {
+  uint32_t node_info = 0;
+  uint32_t resources = 0;
+  uint32_t conditions = 0;  // Ready reason and message, then device conditions.
+  uint32_t annotations = 0;
+  uint32_t taints = 0;
+  uint32_t gateway = 0;
+};
+
 // Converts between the expanded and the compact form. Encoding interns values
 // into `pool`; each id it creates is appended to `new_blobs` so the caller can
 // log it before the record. The name is not encoded (the caller owns the
-// arena offset); resource_version and the live fields are left zero.
+// arena offset); resource_version and the live fields are left zero, and
+// created_rv comes from the node's UID (0 for a new node).
 class NodeCodec {
  public:
-  NodeCodec(BlobPool* pool, const ByteArena* names) : pool_(pool), names_(names) {}
+  NodeCodec(BlobPool* pool, const ByteArena* names, UidKey uid_key)
+      : pool_(pool), names_(names), uid_key_(uid_key) {}
+
+  const UidKey& uid_key() const { return uid_key_; }
+  void set_uid_key(UidKey key) { uid_key_ = key; }
 
   NodeRecord Encode(const Node& node, std::vector<uint32_t>* new_blobs) const;
   Node Decode(const NodeRecord& record) const;
@@ -110,6 +142,13 @@ class NodeCodec {
       absl::FunctionRef<bool(std::string_view key, std::string_view value)> visit) const;
   std::optional<std::string_view> LabelValue(const NodeRecord& record, std::string_view key) const;
   std::string_view Gateway(const NodeRecord& record) const;
+  NodeProfile Profile(const NodeRecord& record) const;
+  uint32_t InternProfile(const NodeProfile& profile, std::vector<uint32_t>* new_blobs) const;
+
+  // Sets the Ready condition's status, reason and message, stamping the
+  // transition time when the status changes.
+  void SetReady(NodeRecord& record, ConditionStatus ready, std::string_view reason,
+                std::string_view message, int64_t now_s, std::vector<uint32_t>* new_blobs) const;
 
   // Encodes one user-owned part, for updates that change only it.
   uint32_t InternLabels(const StringPairs& labels, std::string_view name, uint16_t* flags,
@@ -122,6 +161,7 @@ class NodeCodec {
 
   BlobPool* pool_;
   const ByteArena* names_;
+  UidKey uid_key_;
 };
 
 }  // namespace kole::storage

@@ -308,6 +308,7 @@ absl::StatusOr<uint64_t> NodeStore::CommitLocked(uint32_t slot, std::string_view
   absl::StatusOr<uint64_t> rv = ReserveVersionLocked();
   if (!rv.ok()) return rv.status();
   record.resource_version = *rv;
+  if (type == EventType::kAdded) record.created_rv = *rv;
   if (persistence_ != nullptr) {
     for (uint32_t id : new_blobs) {
       absl::StatusOr<uint64_t> logged = persistence_->LogBlob(id, blobs_.Get(id));
@@ -342,29 +343,6 @@ absl::StatusOr<uint64_t> NodeStore::CommitLocked(uint32_t slot, std::string_view
   return token;
 }
 
-void NodeStore::SetReadyLocked(NodeRecord& record, ConditionStatus ready, std::string_view reason,
-                               std::string_view message, int64_t now_s,
-                               std::vector<uint32_t>* new_blobs) {
-  // The Ready reason and message share a blob with the device conditions;
-  // re-encode it with the new pair in front.
-  std::string_view old_blob = blobs_.Get(record.conditions);
-  std::string_view old_reason, old_message;
-  ReadBlobString(old_blob, &old_reason);
-  ReadBlobString(old_blob, &old_message);
-  if (static_cast<ConditionStatus>(record.ready) != ready) {
-    record.ready = static_cast<uint8_t>(ready);
-    record.ready_transition_s = static_cast<uint32_t>(now_s);
-  }
-  if (old_reason == reason && old_message == message) return;
-  std::string blob;
-  AppendBlobString(blob, reason);
-  AppendBlobString(blob, message);
-  blob.append(old_blob);
-  bool created = false;
-  record.conditions = blobs_.Intern(blob, &created);
-  if (created) new_blobs->push_back(record.conditions);
-}
-
 void NodeStore::PublishLocked(NodeRecord& record, int64_t now_s) {
   record.published_sequence = record.live_sequence;
   record.heartbeat_published_s = static_cast<uint32_t>(now_s);
@@ -390,7 +368,7 @@ absl::StatusOr<RegisterResult> NodeStore::Register(const Node& reported) {
   Node merged = reported;
   RegisterResult result;
   if (slot == kNoSlot) {
-    merged.uid = Uid::Random();
+    merged.uid = Uid{};  // Derived from the creating version.
     merged.creation_timestamp = now;
     merged.edge.epoch = reported.edge.epoch == 0 ? 1 : reported.edge.epoch;
     NormalizePairs(merged.labels);
@@ -433,7 +411,7 @@ absl::StatusOr<RegisterResult> NodeStore::Register(const Node& reported) {
   std::vector<uint32_t> new_blobs;
   NodeRecord record = codec_.Encode(merged, &new_blobs);
   record.last_seen_s = static_cast<uint32_t>(monotonic);
-  SetReadyLocked(record, ConditionStatus::kTrue, kReadyReason, kReadyMessage, now, &new_blobs);
+  codec_.SetReady(record, ConditionStatus::kTrue, kReadyReason, kReadyMessage, now, &new_blobs);
   if (result.created) {
     record.ready_transition_s = static_cast<uint32_t>(now);
     record.conditions_transition_s = static_cast<uint32_t>(now);
@@ -511,7 +489,8 @@ absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
     new_blobs.clear();
     if (revive) {
       updated.flags |= kConnected;
-      SetReadyLocked(updated, ConditionStatus::kTrue, kReadyReason, kReadyMessage, now, &new_blobs);
+      codec_.SetReady(updated, ConditionStatus::kTrue, kReadyReason, kReadyMessage, now,
+                      &new_blobs);
     }
     PublishLocked(updated, now);
     absl::StatusOr<uint64_t> token =
@@ -532,8 +511,8 @@ absl::Status NodeStore::MarkDisconnected(std::string_view name) {
   NodeRecord updated = records_[slot];
   std::vector<uint32_t> new_blobs;
   updated.flags &= ~kConnected;
-  SetReadyLocked(updated, ConditionStatus::kUnknown, kDisconnectedReason, kDisconnectedMessage,
-                 clock_->WallSeconds(), &new_blobs);
+  codec_.SetReady(updated, ConditionStatus::kUnknown, kDisconnectedReason, kDisconnectedMessage,
+                  clock_->WallSeconds(), &new_blobs);
   if (SameVisibleContent(updated, records_[slot])) return absl::OkStatus();
   return CommitLocked(slot, name, updated, new_blobs, EventType::kModified).status();
 }
@@ -569,8 +548,8 @@ absl::StatusOr<size_t> NodeStore::ExpireHeartbeats(int64_t grace_seconds, size_t
     if (now - static_cast<int64_t>(record.last_seen_s) < grace_seconds) continue;
     NodeRecord updated = record;
     new_blobs.clear();
-    SetReadyLocked(updated, ConditionStatus::kUnknown, kUnknownReason, kUnknownMessage, wall,
-                   &new_blobs);
+    codec_.SetReady(updated, ConditionStatus::kUnknown, kUnknownReason, kUnknownMessage, wall,
+                    &new_blobs);
     absl::StatusOr<uint64_t> token =
         CommitLocked(slot, names_.Get(record.name), updated, new_blobs, EventType::kModified);
     if (!token.ok()) return token.status();
@@ -603,7 +582,7 @@ absl::StatusOr<Node> NodeStore::Create(const Node& node) {
       if (!logged.ok()) return logged.status();
     }
 
-    created.uid = Uid::Random();
+    created.uid = Uid{};
     created.creation_timestamp = clock_->WallSeconds();
     created.resource_version = 0;
     created.edge = EdgeStatus{};

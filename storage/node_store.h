@@ -304,9 +304,6 @@ class NodeStore {
   uint32_t FindLocked(std::string_view name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   uint32_t AllocateSlotLocked(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FreeSlotLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetReadyLocked(NodeRecord& record, ConditionStatus ready, std::string_view reason,
-                      std::string_view message, int64_t now_s, std::vector<uint32_t>* new_blobs)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishLocked(NodeRecord& record, int64_t now_s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Node> UpdateLocked(const Node& desired, uint64_t expected_rv, bool status,
                                     uint64_t* token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -322,10 +319,10 @@ class NodeStore {
   Clock* clock_;
 
   mutable absl::Mutex mu_;
-  ChunkedArray<NodeRecord> records_;  // Appends and in-place writes need mu_.
-  ByteArena names_;                   // Appends need mu_; reads need none.
-  BlobPool blobs_;                    // Interning needs mu_; reads need none.
-  NodeCodec codec_{&blobs_, &names_};
+  ChunkedArray<NodeRecord> records_;                     // Appends and in-place writes need mu_.
+  ByteArena names_;                                      // Appends need mu_; reads need none.
+  BlobPool blobs_;                                       // Interning needs mu_; reads need none.
+  NodeCodec codec_{&blobs_, &names_, UidKey::Random()};  // Key set by recovery.
   absl::flat_hash_set<uint32_t, SlotHash, SlotEq> by_name_ ABSL_GUARDED_BY(mu_);
   absl::btree_set<uint32_t, SlotOrder> ordered_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> free_slots_ ABSL_GUARDED_BY(mu_);

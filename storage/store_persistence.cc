@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "storage/node_store.h"
@@ -81,9 +82,42 @@ absl::StatusOr<std::unique_ptr<StorePersistence>> StorePersistence::OpenAndRecov
   return persistence;
 }
 
+absl::StatusOr<UidKey> StorePersistence::LoadOrCreateUidKey() {
+  std::string path = JoinPath(dir_->path(), "uid-key");
+  if (fs_->FileExists(path)) {
+    absl::StatusOr<std::string> text = fs_->ReadFileToString(path);
+    if (!text.ok()) return text.status();
+    uint64_t a = 0, b = 0;
+    if (text->size() < 33 || std::sscanf(text->c_str(), "%16lx%16lx", &a, &b) != 2) {
+      return absl::DataLossError(fmt::format(
+          "{} is damaged; it holds the key node UIDs are derived from and cannot be rebuilt",
+          path));
+    }
+    return UidKey(a, b);
+  }
+
+  // A new data directory: choose the key once, durably, before any record
+  // refers to it.
+  UidKey key = UidKey::Random();
+  std::string tmp = path + ".tmp";
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_->NewWritableFile(tmp);
+  if (!file.ok()) return file.status();
+  absl::Status status = (*file)->Append(fmt::format("{:016x}{:016x}\n", key.a(), key.b()));
+  if (status.ok()) status = (*file)->Sync();
+  if (status.ok()) status = (*file)->Close();
+  if (status.ok()) status = fs_->RenameFile(tmp, path);
+  if (status.ok()) status = fs_->SyncDir(dir_->path());
+  if (!status.ok()) return status;
+  return key;
+}
+
 absl::Status StorePersistence::Recover(NodeStore* store) {
   auto start = std::chrono::steady_clock::now();
   absl::MutexLock lock(&store->mu_);
+
+  absl::StatusOr<UidKey> uid_key = LoadOrCreateUidKey();
+  if (!uid_key.ok()) return uid_key.status();
+  store->codec_.set_uid_key(*uid_key);
 
   // The newest snapshot that verifies; a corrupt one falls back to the one
   // before it, with the longer log the pruning rule kept for exactly this.

@@ -88,6 +88,7 @@ class StorePersistence {
  private:
   StorePersistence(const StoreOptions& options, std::unique_ptr<DataDir> dir);
   absl::Status Recover(NodeStore* store);
+  absl::StatusOr<UidKey> LoadOrCreateUidKey();
   absl::Status LoadSnapshot(NodeStore* store, const std::string& path, uint64_t* replay_from);
   absl::StatusOr<uint64_t> Append(LogRecordType type, std::string_view payload);
 

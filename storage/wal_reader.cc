@@ -273,10 +273,10 @@ class Replayer {
     const WalSegment& segment = segments_[index];
     if (!options_.truncate_at_corruption) {
       return absl::DataLossError(fmt::format(
-          "WAL segment {} is corrupt at offset {}: {}. Valid records follow, so this is not a "
-          "torn write; refusing to start. The log was not modified. To discard the log from "
-          "this point (every record from sequence {} on is lost) restart with "
-          "--wal-truncate-at-corruption",
+          "WAL segment {} is corrupt at offset {}: {}. Valid log data follows, so this is not a "
+          "torn write at the end of the log; refusing to start. The log was not modified. To "
+          "discard the log from this point (every record from sequence {} on is lost) restart "
+          "with --wal-truncate-at-corruption",
           segment.path, offset, reason, first_lost));
     }
 
