@@ -3,6 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <climits>
 #include <ctime>
 
 namespace kole::apiserver {
@@ -58,12 +59,20 @@ void Condition(JsonWriter& w, std::string_view type, storage::ConditionStatus st
 }  // namespace
 
 std::string FormatTimestamp(int64_t unix_seconds) {
+  // A node carries five timestamps and a fleet's cluster around a few
+  // seconds (registration bursts, report periods): remember the last one.
+  thread_local int64_t cached_seconds = INT64_MIN;
+  thread_local std::string cached;
+  if (unix_seconds == cached_seconds) return cached;
+
   time_t t = static_cast<time_t>(unix_seconds);
   struct tm parts;
   gmtime_r(&t, &parts);
   char buffer[32];
   size_t n = strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return std::string(buffer, n);
+  cached.assign(buffer, n);
+  cached_seconds = unix_seconds;
+  return cached;
 }
 
 void AppendNodeJson(const storage::Node& node, std::string& out) {

@@ -406,7 +406,9 @@ absl::Status StorePersistence::WriteSnapshot(NodeStore* store) {
     absl::MutexLock lock(&store->mu_);
     absl::Status writable = store->CheckWritableLocked();
     if (!writable.ok()) return writable;
-    absl::StatusOr<uint64_t> rotated = wal_->Rotate();
+    // Only marks where the new segment starts: fsyncs here would stall every
+    // writer behind the store's lock.
+    absl::StatusOr<uint64_t> rotated = wal_->StartSegment();
     if (!rotated.ok()) return rotated.status();
     wal_from = *rotated;
     snapshot_rv = store->rv_;
@@ -421,6 +423,15 @@ absl::Status StorePersistence::WriteSnapshot(NodeStore* store) {
     absl::MutexLock lock(&store->mu_);
     store->snapshot_pin_rv_ = UINT64_MAX;
   };
+
+  // Nothing logged since the newest snapshot: it already holds this state.
+  absl::StatusOr<std::vector<SnapshotInfo>> existing = ListSnapshots(fs_, dir_->snapshot_dir());
+  if (!existing.ok()) return existing.status();
+  if (!existing->empty() && existing->front().covered_sequence == wal_from - 1) {
+    return absl::OkStatus();
+  }
+  absl::Status synced = wal_->Sync();
+  if (!synced.ok()) return synced;
 
   absl::StatusOr<std::unique_ptr<SnapshotWriter>> writer =
       SnapshotWriter::Create(fs_, dir_->snapshot_dir(), wal_from - 1);

@@ -130,6 +130,13 @@ absl::Status WalWriter::Sync() {
       [&] { return durable_sequence_ >= target && segments_created_ >= segments; });
 }
 
+absl::StatusOr<uint64_t> WalWriter::StartSegment() {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckWritableLocked(); !s.ok()) return s;
+  if (tail_records_ > 0) StartSegmentLocked(last_sequence_ + 1);
+  return tail_first_sequence_;
+}
+
 absl::StatusOr<uint64_t> WalWriter::Rotate() {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckWritableLocked(); !s.ok()) return s;

@@ -96,6 +96,11 @@ class WalWriter {
   // durably when this returns. If the current segment holds no record yet it
   // is kept and its first sequence returned. The store calls this when it
   // takes a snapshot, so that old segments can be removed whole.
+  // As Rotate(), but returns at once: the new segment is created by the next
+  // flush (Sync, WaitDurable, or the buffer filling). For callers that must
+  // not wait for the disk while holding their own lock.
+  absl::StatusOr<uint64_t> StartSegment();
+
   absl::StatusOr<uint64_t> Rotate();
 
   // Removes every segment all of whose records have sequences below

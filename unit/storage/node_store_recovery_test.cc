@@ -201,6 +201,16 @@ TEST_F(RecoveryTest, SnapshotTakenWhileWritesContinueIsConsistent) {
   EXPECT_EQ(store->Stats().nodes, 400u);
 }
 
+TEST_F(RecoveryTest, SnapshotWithNothingNewSinceTheLastIsANoOp) {
+  auto store = OpenStore();
+  std::vector<Node> nodes = RegisterAcknowledged(*store, 0, 5);
+  ASSERT_TRUE(store->Snapshot().ok());
+  ASSERT_TRUE(store->Snapshot().ok());
+  store.reset();
+  store = OpenStore();
+  ExpectPresent(*store, nodes);
+}
+
 TEST_F(RecoveryTest, CorruptNewestSnapshotFallsBackToTheOlderOne) {
   auto store = OpenStore();
   std::vector<Node> first = RegisterAcknowledged(*store, 0, 20);

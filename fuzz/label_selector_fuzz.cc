@@ -1,0 +1,121 @@
+// Fuzzes LabelSelector::Parse, which reads ?labelSelector= on every list and
+// watch request. Not crashing is the least of it: a selector that parses must
+// print a canonical form that parses back to an equal selector and prints the
+// same again, since the watch cache and continue tokens compare selectors by
+// that form. Its requirements must also survive LabelRequirement::Create(),
+// the path a metav1.LabelSelector in an EdgeDaemonSet takes, and matching must
+// agree with the requirements one by one.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "storage/label_selector.h"
+
+namespace kole::storage {
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Label sets to match against: a typical node, one whose values make '>' and
+// '<' and empty values reachable, and none at all.
+const std::vector<Labels>& LabelSets() {
+  static const auto* sets = new std::vector<Labels>{
+      {{"kubernetes.io/arch", "arm64"},
+       {"kubernetes.io/hostname", "edge-01"},
+       {"edge.kole.io/site", "site-7"},
+       {"tier", "edge"}},
+      {{"a", "5"}, {"b", ""}, {"c", "-3"}, {"tier", "core"}, {"in", "notin"}},
+      {},
+  };
+  return *sets;
+}
+
+[[noreturn]] void Fail(std::string_view what, std::string_view input, std::string_view detail) {
+  std::fprintf(stderr, "label_selector_fuzz: %.*s\n  input: \"%.*s\"\n  %.*s\n",
+               static_cast<int>(what.size()), what.data(), static_cast<int>(input.size()),
+               input.data(), static_cast<int>(detail.size()), detail.data());
+  std::abort();
+}
+
+std::optional<std::string_view> Find(const Labels& labels, std::string_view key) {
+  for (const auto& [k, v] : labels) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+void CheckSelector(std::string_view text) {
+  absl::StatusOr<LabelSelector> selector = LabelSelector::Parse(text);
+  if (!selector.ok()) {
+    // The API maps InvalidArgument to 400; any other code would be a 500.
+    if (!absl::IsInvalidArgument(selector.status())) {
+      Fail("rejected with a code other than InvalidArgument", text,
+           selector.status().ToString());
+    }
+    return;
+  }
+
+  // Canonical round trip.
+  std::string canonical = selector->String();
+  absl::StatusOr<LabelSelector> again = LabelSelector::Parse(canonical);
+  if (!again.ok()) {
+    Fail("canonical form does not parse", text, canonical + " -> " + again.status().ToString());
+  }
+  if (!(*again == *selector)) Fail("canonical form parses to another selector", text, canonical);
+  if (again->String() != canonical) {
+    Fail("canonical form is not stable", text, canonical + " -> " + again->String());
+  }
+  if (selector->Empty() != canonical.empty()) Fail("Empty() disagrees with String()", text, "");
+
+  // The requirements rebuilt from their parts are the same requirements.
+  std::vector<LabelRequirement> rebuilt;
+  for (const LabelRequirement& requirement : selector->Requirements()) {
+    absl::StatusOr<LabelRequirement> created =
+        LabelRequirement::Create(requirement.key(), requirement.op(), requirement.values());
+    if (!created.ok()) {
+      Fail("a parsed requirement fails Create()", text, created.status().ToString());
+    }
+    if (!(*created == requirement)) Fail("Create() normalises differently", text, "");
+    if (!selector->ReferencesKey(requirement.key())) {
+      Fail("ReferencesKey() misses a key", text, requirement.key());
+    }
+    rebuilt.push_back(*std::move(created));
+  }
+  if (!(LabelSelector::FromRequirements(std::move(rebuilt)) == *selector)) {
+    Fail("FromRequirements() builds another selector", text, canonical);
+  }
+
+  // Matching is the conjunction of the requirements, whichever form is used.
+  for (const Labels& labels : LabelSets()) {
+    bool expected = true;
+    for (const LabelRequirement& requirement : selector->Requirements()) {
+      expected = expected && requirement.Matches(Find(labels, requirement.key()));
+    }
+    if (selector->Matches(labels) != expected) Fail("Matches(labels) disagrees", text, "");
+    int calls = 0;
+    bool by_lookup = selector->Matches([&](std::string_view key) {
+      ++calls;
+      return Find(labels, key);
+    });
+    if (by_lookup != expected) Fail("Matches(lookup) disagrees", text, "");
+    if (calls > static_cast<int>(selector->Requirements().size())) {
+      Fail("Matches(lookup) looked up more than once per requirement", text, "");
+    }
+    if (again->Matches(labels) != expected) Fail("the canonical form matches differently", text, "");
+  }
+}
+
+}  // namespace
+}  // namespace kole::storage
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  kole::storage::CheckSelector(std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
