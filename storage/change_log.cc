@@ -80,12 +80,16 @@ void ChangeLog::PopFront(const std::function<void(uint32_t)>& freed_slot) {
   while (marks_.size() > 1 && marks_[1].rv <= first_rv_) marks_.pop_front();
 }
 
-void ChangeLog::Trim(int64_t now_s, uint64_t keep_after,
-                     const std::function<void(uint32_t)>& freed_slot) {
+size_t ChangeLog::Trim(int64_t now_s, uint64_t keep_after,
+                       const std::function<void(uint32_t)>& freed_slot) {
   auto may_pop = [&] { return !entries_.empty() && first_rv_ <= keep_after; };
-  while (may_pop() && memory_bytes() > options_.max_bytes) PopFront(freed_slot);
-
+  size_t capped = 0;
   int64_t horizon = now_s - options_.retention_seconds;
+  while (may_pop() && memory_bytes() > options_.max_bytes) {
+    if (marks_.empty() || marks_.front().time_s >= horizon) ++capped;
+    PopFront(freed_slot);
+  }
+
   while (may_pop() && !marks_.empty() && marks_.front().time_s < horizon) {
     // Drop whole seconds: everything before the next mark is that old.
     uint64_t end = marks_.size() > 1 ? marks_[1].rv : next_rv();
@@ -93,6 +97,7 @@ void ChangeLog::Trim(int64_t now_s, uint64_t keep_after,
     if (entries_.empty()) marks_.clear();
     if (first_rv_ < end) break;  // Held back by keep_after.
   }
+  return capped;
 }
 
 void ChangeLog::Reset(uint64_t next_rv) {

@@ -80,7 +80,8 @@ class ChangeLog {
   // memory cap, but none after version `keep_after` (a snapshot in progress
   // reads the state at that version). Calls `freed_slot` for each deletion
   // dropped.
-  void Trim(int64_t now_s, uint64_t keep_after, const std::function<void(uint32_t)>& freed_slot);
+  // Returns how many entries the memory cap (not age) took.
+  size_t Trim(int64_t now_s, uint64_t keep_after, const std::function<void(uint32_t)>& freed_slot);
 
   // Drops everything (after a restart the history does not survive).
   void Reset(uint64_t next_rv);

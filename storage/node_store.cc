@@ -295,6 +295,18 @@ absl::StatusOr<uint64_t> NodeStore::CommitLocked(uint32_t slot, std::string_view
   return token;
 }
 
+int64_t NodeStore::ReportPeriod(uint32_t slot) const {
+  // Nodes registered in one burst would all publish in the same seconds one
+  // period later, and again every period. Each node's period is shortened by
+  // a fixed amount of up to a quarter, drawn from its slot, so the refreshes
+  // spread out after the first round.
+  int64_t period = options_.report_period_seconds;
+  int64_t spread = period / 4;
+  if (spread <= 0) return period;
+  uint64_t h = (slot + 1) * 0x9E3779B97F4A7C15ull;
+  return period - static_cast<int64_t>((h >> 32) % static_cast<uint64_t>(spread));
+}
+
 void NodeStore::PublishLocked(NodeRecord& record, int64_t now_s) {
   record.published_sequence = record.live_sequence;
   record.heartbeat_published_s = static_cast<uint32_t>(now_s);
@@ -430,8 +442,7 @@ absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
     record.last_seen_s = monotonic;
     bool revive = static_cast<ConditionStatus>(record.ready) != ConditionStatus::kTrue ||
                   !(record.flags & kConnected);
-    bool due =
-        now - static_cast<int64_t>(record.heartbeat_published_s) >= options_.report_period_seconds;
+    bool due = now - static_cast<int64_t>(record.heartbeat_published_s) >= ReportPeriod(slot);
     if (!revive && !due) {
       outcomes[i] = HeartbeatOutcome::kApplied;
       continue;
@@ -699,8 +710,19 @@ bool NodeStore::IsTombstoned(std::string_view name) const {
 }
 
 void NodeStore::TrimLocked() {
-  change_log_.Trim(clock_->WallSeconds(), snapshot_pin_rv_,
-                   [this](uint32_t slot) { FreeSlotLocked(slot); });
+  int64_t now = clock_->WallSeconds();
+  size_t capped =
+      change_log_.Trim(now, snapshot_pin_rv_, [this](uint32_t slot) { FreeSlotLocked(slot); });
+  if (capped > 0) {
+    // Watches and continue tokens now expire sooner than promised.
+    change_log_capped_ += capped;
+    KOLE_LOG_EVERY_N(Warning, 100,
+                     "Change log reached its memory cap; history is shorter than the retention "
+                     "period",
+                     "retainedSeconds", change_log_.oldest_age_seconds(now), "retentionSeconds",
+                     options_.change_log.retention_seconds, "maxBytes",
+                     options_.change_log.max_bytes);
+  }
 }
 
 StoreStats NodeStore::Stats() const {
@@ -711,6 +733,7 @@ StoreStats NodeStore::Stats() const {
   stats.resource_version = rv_;
   stats.change_log_entries = change_log_.size();
   stats.change_log_bytes = change_log_.memory_bytes();
+  stats.change_log_capped = change_log_capped_;
   stats.blobs = blobs_.size();
   stats.blob_bytes = blobs_.memory_bytes();
   stats.name_bytes = names_.used_bytes();

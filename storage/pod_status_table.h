@@ -25,7 +25,13 @@
 
 namespace kole::storage {
 
-enum class PodPhase : uint8_t { kPending = 0, kRunning = 1, kSucceeded = 2, kFailed = 3, kUnknown = 4 };
+enum class PodPhase : uint8_t {
+  kPending = 0,
+  kRunning = 1,
+  kSucceeded = 2,
+  kFailed = 3,
+  kUnknown = 4
+};
 
 // What a node reports for one pod. 16 bytes.
 struct PodStatusCell {

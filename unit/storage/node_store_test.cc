@@ -180,6 +180,29 @@ TEST_F(NodeStoreTest, HeartbeatPublishesOncePerReportPeriod) {
   EXPECT_EQ(outcome, HeartbeatOutcome::kApplied);
 }
 
+TEST_F(NodeStoreTest, RefreshesOfABurstSpreadOverTheLastQuarterOfThePeriod) {
+  for (int i = 0; i < 200; ++i) MustRegister(DeviceNode(fmt::format("n{}", i)));
+  auto beat_all = [&](uint32_t sequence) {
+    size_t published = 0;
+    for (int i = 0; i < 200; ++i) {
+      std::string name = fmt::format("n{}", i);
+      Heartbeat beat{name, 1, sequence};
+      HeartbeatOutcome outcome;
+      EXPECT_TRUE(store_->ApplyHeartbeats({&beat, 1}, {&outcome, 1}).ok());
+      published += outcome == HeartbeatOutcome::kPublished;
+    }
+    return published;
+  };
+  clock_.Advance(44);  // Below 3/4 of the 60 s period: nobody is due.
+  EXPECT_EQ(beat_all(1), 0u);
+  clock_.Advance(8);  // Some are due, not all.
+  size_t early = beat_all(2);
+  EXPECT_GT(early, 0u);
+  EXPECT_LT(early, 200u);
+  clock_.Advance(8);  // The full period: everybody has refreshed once.
+  EXPECT_EQ(early + beat_all(3), 200u);
+}
+
 TEST_F(NodeStoreTest, HeartbeatOutcomesClassifyDuplicatesEpochsAndStrangers) {
   Node reported = DeviceNode("edge-1");
   reported.edge.epoch = 3;
@@ -431,6 +454,21 @@ TEST_F(NodeStoreTest, ContinueTokenExpiresWhenHistoryIsTrimmed) {
   auto next = store->List(list_options);
   EXPECT_TRUE(IsExpired(next.status())) << next.status();
   EXPECT_NE(next.status().message().find("too old"), std::string::npos);
+}
+
+TEST_F(NodeStoreTest, MemoryCapShortensHistoryAndIsCounted) {
+  StoreOptions options;
+  options.clock = &clock_;
+  options.background_maintenance = false;
+  options.change_log.max_bytes = 100 * 12;  // About a hundred additions.
+  auto store = std::move(*NodeStore::Open(options));
+  for (int i = 0; i < 300; ++i)
+    ASSERT_TRUE(store->Register(DeviceNode(fmt::format("n{}", i))).ok());
+  ASSERT_TRUE(store->Maintain().ok());
+  StoreStats stats = store->Stats();
+  EXPECT_LE(stats.change_log_bytes, options.change_log.max_bytes);
+  EXPECT_GE(stats.change_log_capped, 190u);
+  EXPECT_TRUE(IsExpired(store->Watch(1).status()));
 }
 
 TEST_F(NodeStoreTest, MalformedContinueTokenIsRejected) {
