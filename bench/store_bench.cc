@@ -12,6 +12,8 @@
 #include <zlib.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -266,6 +268,42 @@ int Run(int argc, char** argv) {
     return 1;
   }
   Figure("store.heartbeats_json_per_second_per_core", applied / json_seconds, "heartbeats/s");
+  // Heartbeat ingest while a reader lists the whole fleet: how long the
+  // longest batch waits for the lock the list takes in short holds.
+  {
+    std::atomic<bool> listing{true};
+    std::thread lister([&] {
+      storage::ListResult meta;
+      size_t seen = 0;
+      absl::Status listed = store->ListEach(
+          {}, [&](const storage::Node&) { ++seen; }, &meta);
+      if (!listed.ok() || seen != nodes) Note("the concurrent list failed");
+      listing = false;
+    });
+    std::vector<double> batch_ms;
+    uint32_t sequence = static_cast<uint32_t>(2 * heartbeat_rounds + 1);
+    uint64_t during = 0;
+    auto during_start = Clock::now();
+    for (uint64_t first = 0; listing; first = (first + kBatch) % nodes) {
+      if (first == 0) ++sequence;
+      size_t count = std::min<uint64_t>(kBatch, nodes - first);
+      for (size_t j = 0; j < count; ++j) beats[j] = {names[first + j], 1, sequence};
+      auto timed = Clock::now();
+      if (!store->ApplyHeartbeats({beats.data(), count}, {outcomes.data(), count}).ok()) return 1;
+      batch_ms.push_back(Seconds(timed) * 1000);
+      during += count;
+    }
+    double during_seconds = Seconds(during_start);
+    lister.join();
+    std::sort(batch_ms.begin(), batch_ms.end());
+    if (!batch_ms.empty()) {
+      Figure("store.heartbeats_during_full_list_per_second", during / during_seconds,
+             "heartbeats/s");
+      Figure("store.heartbeat_batch_p99_ms_during_full_list", batch_ms[batch_ms.size() * 99 / 100],
+             "ms");
+      Figure("store.heartbeat_batch_max_ms_during_full_list", batch_ms.back(), "ms");
+    }
+  }
   names.clear();
   names.shrink_to_fit();
 
