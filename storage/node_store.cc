@@ -38,8 +38,9 @@ absl::StatusOr<StringPairs> MergeUserLabels(const StringPairs& current,
       merged.emplace_back(key, value);
       continue;
     }
+    // An init-capture: clang before 16 cannot capture a structured binding.
     auto it = std::find_if(current.begin(), current.end(),
-                           [&](const auto& pair) { return pair.first == key; });
+                           [&key = key](const auto& pair) { return pair.first == key; });
     if (it == current.end() || it->second != value) {
       return absl::InvalidArgumentError(fmt::format(
           "label {:?} is owned by the device and cannot be changed through the API", key));

@@ -314,8 +314,10 @@ class NodeStore {
   int64_t ReportPeriod(uint32_t slot) const;
   absl::StatusOr<Node> UpdateLocked(const Node& desired, uint64_t expected_rv, bool status,
                                     uint64_t* token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Label-set id -> whether the selector matches it.
+  using LabelMatchCache = absl::flat_hash_map<uint32_t, bool>;
   bool MatchesLocked(const NodeRecord& record, const LabelSelector& labels,
-                     const FieldSelector& fields) const;
+                     const FieldSelector& fields, LabelMatchCache* cache) const;
   void TrimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaintenanceLoop();
 
@@ -378,6 +380,7 @@ class NodeWatcher {
   uint64_t cursor_;
   LabelSelector labels_;
   FieldSelector fields_;
+  NodeStore::LabelMatchCache label_cache_;
 };
 
 // True when `status` means "that version is gone": the API answers 410 Gone

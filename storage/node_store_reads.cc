@@ -75,7 +75,7 @@ absl::StatusOr<Node> NodeStore::Get(std::string_view name) const {
 }
 
 bool NodeStore::MatchesLocked(const NodeRecord& record, const LabelSelector& labels,
-                              const FieldSelector& fields) const {
+                              const FieldSelector& fields, LabelMatchCache* cache) const {
   std::string_view name = names_.Get(record.name);
   if (!fields.Empty()) {
     bool matched = fields.Matches([&](std::string_view field) -> std::optional<std::string_view> {
@@ -88,7 +88,15 @@ bool NodeStore::MatchesLocked(const NodeRecord& record, const LabelSelector& lab
     if (!matched) return false;
   }
   if (labels.Empty()) return true;
-  return labels.Matches([&](std::string_view key) { return codec_.LabelValue(record, key); });
+  auto evaluate = [&] {
+    return labels.Matches([&](std::string_view key) { return codec_.LabelValue(record, key); });
+  };
+  // The hostname label is per node; any other selector has one answer per
+  // interned label set, and a fleet has far fewer sets than nodes.
+  if (cache == nullptr || labels.ReferencesKey("kubernetes.io/hostname")) return evaluate();
+  auto [it, inserted] = cache->try_emplace(record.labels, false);
+  if (inserted) it->second = evaluate();
+  return it->second;
 }
 
 absl::StatusOr<ListResult> NodeStore::List(const ListOptions& options) const {
@@ -125,6 +133,7 @@ absl::Status NodeStore::ListEach(const ListOptions& options,
       options.field_selector.RequiredValue("metadata.name");
 
   std::vector<NodeRecord> batch;
+  LabelMatchCache label_cache;
   bool more = true;
   while (more) {
     batch.clear();
@@ -163,7 +172,9 @@ absl::Status NodeStore::ListEach(const ListOptions& options,
                 ? ((current.flags & kDeleted) ? std::nullopt : std::optional<NodeRecord>(current))
                 : change_log_.StateAt(current, snapshot_rv);
         if (!state.has_value()) continue;
-        if (!MatchesLocked(*state, options.label_selector, options.field_selector)) continue;
+        if (!MatchesLocked(*state, options.label_selector, options.field_selector, &label_cache)) {
+          continue;
+        }
         batch.push_back(*state);
         if (options.limit != 0 && emitted + batch.size() == options.limit) {
           ++it;
@@ -236,8 +247,9 @@ absl::StatusOr<std::vector<WatchEvent>> NodeWatcher::Next(size_t max_events, abs
       ChangeLog::Change change = store.change_log_.At(cursor_ + 1, current);
       ++cursor_;
       bool was = change.before != nullptr && !(change.before->flags & kDeleted) &&
-                 store.MatchesLocked(*change.before, labels_, fields_);
-      bool is = change.after != nullptr && store.MatchesLocked(*change.after, labels_, fields_);
+                 store.MatchesLocked(*change.before, labels_, fields_, &label_cache_);
+      bool is = change.after != nullptr &&
+                store.MatchesLocked(*change.after, labels_, fields_, &label_cache_);
       if (was && is) {
         pending.push_back({EventType::kModified, *change.after});
       } else if (is) {
