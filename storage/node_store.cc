@@ -625,12 +625,13 @@ absl::StatusOr<Node> NodeStore::UpdateLocked(const Node& desired, uint64_t expec
   return codec_.Decode(records_[slot]);
 }
 
-absl::StatusOr<Node> NodeStore::UpdateSpec(const Node& desired, uint64_t expected_rv) {
+absl::StatusOr<Node> NodeStore::UpdateAndWait(const Node& desired, uint64_t expected_rv,
+                                              bool status) {
   uint64_t token = 0;
   absl::StatusOr<Node> updated;
   {
     absl::MutexLock lock(&mu_);
-    updated = UpdateLocked(desired, expected_rv, /*status=*/false, &token);
+    updated = UpdateLocked(desired, expected_rv, status, &token);
   }
   if (!updated.ok()) return updated;
   absl::Status durable = WaitDurable(token);
@@ -638,17 +639,12 @@ absl::StatusOr<Node> NodeStore::UpdateSpec(const Node& desired, uint64_t expecte
   return updated;
 }
 
+absl::StatusOr<Node> NodeStore::UpdateSpec(const Node& desired, uint64_t expected_rv) {
+  return UpdateAndWait(desired, expected_rv, /*status=*/false);
+}
+
 absl::StatusOr<Node> NodeStore::UpdateStatus(const Node& desired, uint64_t expected_rv) {
-  uint64_t token = 0;
-  absl::StatusOr<Node> updated;
-  {
-    absl::MutexLock lock(&mu_);
-    updated = UpdateLocked(desired, expected_rv, /*status=*/true, &token);
-  }
-  if (!updated.ok()) return updated;
-  absl::Status durable = WaitDurable(token);
-  if (!durable.ok()) return durable;
-  return updated;
+  return UpdateAndWait(desired, expected_rv, /*status=*/true);
 }
 
 absl::StatusOr<Node> NodeStore::Delete(std::string_view name, uint64_t expected_rv,

@@ -312,6 +312,7 @@ class NodeStore {
   // The report period of the node in `slot`: between 3/4 of the configured
   // one and all of it.
   int64_t ReportPeriod(uint32_t slot) const;
+  absl::StatusOr<Node> UpdateAndWait(const Node& desired, uint64_t expected_rv, bool status);
   absl::StatusOr<Node> UpdateLocked(const Node& desired, uint64_t expected_rv, bool status,
                                     uint64_t* token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Label-set id -> whether the selector matches it.

@@ -49,6 +49,15 @@ class NodeStoreTest : public ::testing::Test {
     store_ = std::move(*store);
   }
 
+  // A second store on the same clock that keeps history for `seconds`.
+  std::unique_ptr<NodeStore> OpenWithRetention(int64_t seconds) {
+    StoreOptions options;
+    options.clock = &clock_;
+    options.background_maintenance = false;
+    options.change_log.retention_seconds = seconds;
+    return std::move(*NodeStore::Open(options));
+  }
+
   RegisterResult MustRegister(const Node& node) {
     auto result = store_->Register(node);
     EXPECT_TRUE(result.ok()) << result.status();
@@ -436,11 +445,7 @@ TEST_F(NodeStoreTest, DeletedAndRecreatedNameListsOnceAtEachVersion) {
 }
 
 TEST_F(NodeStoreTest, ContinueTokenExpiresWhenHistoryIsTrimmed) {
-  StoreOptions options;
-  options.clock = &clock_;
-  options.background_maintenance = false;
-  options.change_log.retention_seconds = 60;
-  auto store = std::move(*NodeStore::Open(options));
+  auto store = OpenWithRetention(60);
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(store->Register(DeviceNode(fmt::format("n{}", i))).ok());
   ListOptions list_options;
   list_options.limit = 3;
@@ -552,11 +557,7 @@ TEST_F(NodeStoreTest, WatchWithSelectorTurnsMovesIntoAddedAndDeleted) {
 }
 
 TEST_F(NodeStoreTest, WatchFromTrimmedVersionIsExpired) {
-  StoreOptions options;
-  options.clock = &clock_;
-  options.background_maintenance = false;
-  options.change_log.retention_seconds = 10;
-  auto store = std::move(*NodeStore::Open(options));
+  auto store = OpenWithRetention(10);
   ASSERT_TRUE(store->Register(DeviceNode("a")).ok());
   uint64_t old = store->resource_version();
   ASSERT_TRUE(store->Register(DeviceNode("b")).ok());
@@ -569,11 +570,7 @@ TEST_F(NodeStoreTest, WatchFromTrimmedVersionIsExpired) {
 }
 
 TEST_F(NodeStoreTest, SlowWatcherExpiresWhenHistoryPassesIt) {
-  StoreOptions options;
-  options.clock = &clock_;
-  options.background_maintenance = false;
-  options.change_log.retention_seconds = 10;
-  auto store = std::move(*NodeStore::Open(options));
+  auto store = OpenWithRetention(10);
   ASSERT_TRUE(store->Register(DeviceNode("a")).ok());
   auto watcher = *store->Watch(0);
   ASSERT_TRUE(store->Register(DeviceNode("b")).ok());
@@ -617,11 +614,7 @@ TEST_F(NodeStoreTest, CloseEndsWatches) {
 }
 
 TEST_F(NodeStoreTest, DeletedSlotIsReusedOnlyAfterHistoryDropsIt) {
-  StoreOptions options;
-  options.clock = &clock_;
-  options.background_maintenance = false;
-  options.change_log.retention_seconds = 10;
-  auto store = std::move(*NodeStore::Open(options));
+  auto store = OpenWithRetention(10);
   ASSERT_TRUE(store->Register(DeviceNode("a")).ok());
   ASSERT_TRUE(store->Delete("a", 0, false).ok());
   ASSERT_TRUE(store->Register(DeviceNode("b")).ok());
