@@ -7,6 +7,8 @@ JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 KOLE_BENCH_NODES ?= 1000000
 export KOLE_BENCH_NODES
+# Seconds each fuzz target runs in `make fuzz`.
+FUZZ_SECONDS ?= 30
 
 # Sources that clang-format must leave unchanged.
 FORMAT_SOURCES = $(shell git ls-files '*.h' '*.cc')
@@ -37,6 +39,7 @@ test:
 	@bash hack/stage.sh build $(MAKE) --no-print-directory build
 	@bash hack/stage.sh lint $(MAKE) --no-print-directory lint
 	@bash hack/stage.sh unit $(MAKE) --no-print-directory unit
+	@bash hack/stage.sh fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 
 lint: deps
 	@clang-format --dry-run --Werror $(FORMAT_SOURCES)
@@ -44,6 +47,12 @@ lint: deps
 
 format: deps
 	clang-format -i $(FORMAT_SOURCES)
+
+# Builds the libFuzzer targets in build-fuzz (clang) and runs each for
+# FUZZ_SECONDS; fails if one finds a crash (hack/run-fuzzers.sh).
+.PHONY: fuzz
+fuzz: deps
+	@bash hack/run-fuzzers.sh $(FUZZ_SECONDS)
 
 bench: bench-store
 

@@ -1,14 +1,15 @@
 // Fuzzes the continue token of a paginated list (?continue=), which clients
 // send back to NodeStore::List verbatim and may have tampered with. The store
 // is a real in-memory one with a small history (updates and deletes after the
-// registrations), so a token can name a current or a past version, a retired
-// slot or a name that no longer exists.
+// registrations, part of it already trimmed), so a token can name a current,
+// a past or an expired version, a retired slot or a name that no longer
+// exists.
 //
 // Input: one byte of options, then the token. Bit 0 wraps the token as the
 // store does ("kole1:" + base64url), so that the fuzzer works on the
 // "rv:slot:name" inside rather than on base64; bits 1-3 are the page limit;
 // bit 4 adds the field selector metadata.name=edge-05, bit 5 the label
-// selector tier=edge, bit 6 asks for resourceVersion 3 as well.
+// selector tier=edge, bit 6 asks for resourceVersion 15 as well.
 //
 // Properties: List returns a page or InvalidArgument/OutOfRange, never
 // anything else; a page is in name order and within its limit; following the
@@ -66,17 +67,22 @@ void MustOk(const absl::Status& status, std::string_view step) {
 }
 
 // Built once: List does not change the store, so every input sees the same
-// one. Versions 1..12 register, 13..16 relabel, 17..18 delete.
+// one. Versions 1..12 register, 13 deletes; the change log then forgets them
+// (so older tokens have expired); 14..17 relabel and 18 deletes again.
 NodeStore& Store() {
   static NodeStore* store = [] {
     static ManualClock clock;
     StoreOptions options;
     options.clock = &clock;
     options.background_maintenance = false;
+    options.change_log.retention_seconds = 60;
     absl::StatusOr<std::unique_ptr<NodeStore>> opened = NodeStore::Open(options);
     MustOk(opened.status(), "open");
     NodeStore* s = opened->release();
     for (int i = 0; i < kNodes; ++i) MustOk(s->Register(DeviceNode(i)).status(), "register");
+    MustOk(s->Delete(NodeName(2), 0, /*tombstone=*/false).status(), "delete");
+    clock.Advance(120);
+    MustOk(s->Maintain(), "trim the change log");
     for (int i : {1, 4, 5, 9}) {
       Node node = DeviceNode(i);
       node.labels.emplace_back("kole.io/rollout", "wave-" + std::to_string(i % 2));
@@ -84,7 +90,8 @@ NodeStore& Store() {
       absl::StatusOr<Node> updated = s->UpdateSpec(node, 0);
       MustOk(updated.status(), "update");
     }
-    for (int i : {2, 5}) MustOk(s->Delete(NodeName(i), 0, /*tombstone=*/false).status(), "delete");
+    MustOk(s->Delete(NodeName(5), 0, /*tombstone=*/false).status(), "delete");
+    if (s->resource_version() != 18) Fail("the store has another history", "", "");
     return s;
   }();
   return *store;
@@ -104,14 +111,14 @@ void CheckList(const uint8_t* data, size_t size) {
   ListOptions options;
   options.limit = (flags >> 1) & 7;
   if (flags & 1) {
-    options.continue_token = "kole1:" + absl::WebSafeBase64Escape(absl::string_view(rest.data(),
-                                                                                    rest.size()));
+    options.continue_token =
+        "kole1:" + absl::WebSafeBase64Escape(absl::string_view(rest.data(), rest.size()));
   } else {
     options.continue_token = std::string(rest);
   }
   if (flags & 16) options.field_selector = *FieldSelector::Parse("metadata.name=edge-05");
   if (flags & 32) options.label_selector = *LabelSelector::Parse("tier=edge");
-  if (flags & 64) options.resource_version = 3;
+  if (flags & 64) options.resource_version = 15;
   const std::string& token = options.continue_token;
 
   NodeStore& store = Store();

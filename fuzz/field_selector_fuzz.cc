@@ -42,8 +42,7 @@ void CheckSelector(std::string_view text) {
   absl::StatusOr<FieldSelector> selector = FieldSelector::Parse(text);
   if (!selector.ok()) {
     if (!absl::IsInvalidArgument(selector.status())) {
-      Fail("rejected with a code other than InvalidArgument", text,
-           selector.status().ToString());
+      Fail("rejected with a code other than InvalidArgument", text, selector.status().ToString());
     }
     return;
   }
@@ -102,7 +101,8 @@ void CheckEscapedValue(std::string_view value) {
   for (std::string_view op : {"=", "==", "!="}) {
     std::string text = "f" + std::string(op) + escaped;
     absl::StatusOr<FieldSelector> selector = FieldSelector::Parse(text);
-    if (!selector.ok()) Fail("an escaped value does not parse", value, selector.status().ToString());
+    if (!selector.ok())
+      Fail("an escaped value does not parse", value, selector.status().ToString());
     FieldOperator want = op == "!=" ? FieldOperator::kNotEquals : FieldOperator::kEquals;
     if (selector->Requirements().size() != 1 || selector->Requirements()[0].field != "f" ||
         selector->Requirements()[0].op != want || selector->Requirements()[0].value != value) {

@@ -56,8 +56,7 @@ void CheckSelector(std::string_view text) {
   if (!selector.ok()) {
     // The API maps InvalidArgument to 400; any other code would be a 500.
     if (!absl::IsInvalidArgument(selector.status())) {
-      Fail("rejected with a code other than InvalidArgument", text,
-           selector.status().ToString());
+      Fail("rejected with a code other than InvalidArgument", text, selector.status().ToString());
     }
     return;
   }
@@ -108,7 +107,8 @@ void CheckSelector(std::string_view text) {
     if (calls > static_cast<int>(selector->Requirements().size())) {
       Fail("Matches(lookup) looked up more than once per requirement", text, "");
     }
-    if (again->Matches(labels) != expected) Fail("the canonical form matches differently", text, "");
+    if (again->Matches(labels) != expected)
+      Fail("the canonical form matches differently", text, "");
   }
 }
 

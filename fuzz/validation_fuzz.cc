@@ -54,17 +54,20 @@ bool MatchRuns(std::string_view s, Edge edge, Inner inner, char separator) {
 
 // ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$, at most 63.
 bool ReferenceLabel(std::string_view s) {
-  return s.size() <= 63 && MatchRuns(s, LowerAlnum, [](char c) { return c == '-'; }, '\0');
+  return s.size() <= 63 && MatchRuns(
+                               s, LowerAlnum, [](char c) { return c == '-'; }, '\0');
 }
 
 // The label pattern, then any number of ("." label), at most 253 in all.
 bool ReferenceSubdomain(std::string_view s) {
-  return s.size() <= 253 && MatchRuns(s, LowerAlnum, [](char c) { return c == '-'; }, '.');
+  return s.size() <= 253 && MatchRuns(
+                                s, LowerAlnum, [](char c) { return c == '-'; }, '.');
 }
 
 // ^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$
 bool ReferenceName(std::string_view s) {
-  return MatchRuns(s, Alnum, [](char c) { return c == '-' || c == '_' || c == '.'; }, '\0');
+  return MatchRuns(
+      s, Alnum, [](char c) { return c == '-' || c == '_' || c == '.'; }, '\0');
 }
 
 // [prefix "/"] name: a non-empty subdomain prefix, a name of at most 63.

@@ -56,8 +56,8 @@ void FixRecordChecksums(std::string& segment) {
     uint32_t length = wal_internal::GetFixed32(segment.data() + offset);
     if (length > segment.size() - offset - kWalRecordFrameSize) break;
     uint8_t type = static_cast<uint8_t>(segment[offset + 8]);
-    uint32_t crc =
-        WalRecordChecksum(type, std::string_view(segment).substr(offset + kWalRecordFrameSize, length));
+    uint32_t crc = WalRecordChecksum(
+        type, std::string_view(segment).substr(offset + kWalRecordFrameSize, length));
     for (int i = 0; i < 4; ++i) segment[offset + 4 + i] = static_cast<char>(crc >> (8 * i));
     offset += kWalRecordFrameSize + length;
   }
@@ -152,8 +152,8 @@ void CheckLog(const uint8_t* data, size_t size) {
   uint64_t first = input.ConsumeIntegralInRange<uint64_t>(0, 3);
   for (int i = 0; i < segments; ++i) {
     if (i > 0) first += input.ConsumeIntegralInRange<uint64_t>(0, 5);
-    std::string bytes =
-        i + 1 < segments ? input.ConsumeRandomLengthString(4096) : input.ConsumeRemainingBytesAsString();
+    std::string bytes = i + 1 < segments ? input.ConsumeRandomLengthString(4096)
+                                         : input.ConsumeRemainingBytesAsString();
     std::string segment;
     if (flags & 1) EncodeWalHeader(first, &segment);
     segment += bytes;

@@ -377,6 +377,31 @@ std::string_view NodeCodec::Gateway(const NodeRecord& r) const {
   return pool_->Get(Profile(r).gateway);
 }
 
+bool NodeCodec::ReferencesAreValid(const NodeRecord& r) const {
+  uint32_t size = pool_->size();
+  if (r.labels >= size || r.profile >= size || r.extra >= size) return false;
+  if (r.ready > static_cast<uint8_t>(ConditionStatus::kFalse)) return false;
+
+  std::string_view ids = pool_->Get(r.labels);
+  if (ids.size() % sizeof(uint32_t) != 0) return false;
+  for (size_t at = 0; at < ids.size(); at += sizeof(uint32_t)) {
+    uint32_t id;
+    std::memcpy(&id, ids.data() + at, sizeof(id));
+    if (id == 0 || id >= size) return false;
+  }
+
+  if (r.profile == BlobPool::kNone) return true;
+  std::string_view blob = pool_->Get(r.profile);
+  if (blob.size() != sizeof(NodeProfile)) return false;
+  NodeProfile profile;
+  std::memcpy(&profile, blob.data(), sizeof(profile));
+  for (uint32_t id : {profile.node_info, profile.resources, profile.conditions,
+                      profile.annotations, profile.taints, profile.gateway}) {
+    if (id >= size) return false;
+  }
+  return true;
+}
+
 NodeProfile NodeCodec::Profile(const NodeRecord& r) const {
   NodeProfile profile;
   std::string_view blob = pool_->Get(r.profile);

@@ -133,6 +133,11 @@ class NodeCodec {
   NodeRecord Encode(const Node& node, std::vector<uint32_t>* new_blobs) const;
   Node Decode(const NodeRecord& record) const;
 
+  // Whether every blob id the record holds (and every id those blobs hold)
+  // names a value the pool has: a record read from disk must pass this
+  // before anything decodes it.
+  bool ReferencesAreValid(const NodeRecord& record) const;
+
   // Pieces used by selectors and renderers without a full decode.
   std::string_view Name(const NodeRecord& record) const { return names_->Get(record.name); }
   StringPairs DecodeLabels(const NodeRecord& record) const;

@@ -219,6 +219,11 @@ uint32_t NodeStore::FindLocked(std::string_view name) const {
 
 absl::StatusOr<uint64_t> NodeStore::ReserveVersionLocked() {
   if (rv_ + 1 > rv_reserved_) {
+    if (rv_ > UINT64_MAX - kVersionReservation) {
+      // Unreachable for a healthy store (recovery refuses such versions), and
+      // wrapping would break every client's ordering.
+      return absl::InternalError("the resourceVersion counter is exhausted");
+    }
     uint64_t upto = rv_ + kVersionReservation;
     if (persistence_ != nullptr) {
       absl::StatusOr<uint64_t> token = persistence_->LogReserve(upto);

@@ -27,6 +27,19 @@ enum class Section : uint8_t {
 // Snapshot sections are written in batches this large.
 constexpr size_t kSnapshotBatch = 4096;
 
+// No section a store writes comes near this; a larger length means damage.
+constexpr uint32_t kMaxSnapshotSection = 64 << 20;
+
+// Versions grow by at most a few million a day; anything near the top of the
+// range was not written by a healthy store and would wrap the counter.
+constexpr uint64_t kMaxPlausibleVersion = uint64_t{1} << 62;
+
+absl::Status ImplausibleVersion(std::string_view where, uint64_t rv) {
+  return absl::DataLossError(fmt::format(
+      "{} holds resourceVersion {}, beyond any a store writes; the data directory is damaged",
+      where, rv));
+}
+
 template <typename T>
 void Put(std::string& out, T value) {
   static_assert(std::is_trivially_copyable_v<T>);
@@ -164,6 +177,13 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
         NodeRecord record;
         if (!Get(payload, &rv) || !Get(payload, &record)) return Malformed("node", sequence);
         std::string_view name = payload;
+        if (rv > kMaxPlausibleVersion) {
+          return ImplausibleVersion(fmt::format("log record {}", sequence), rv);
+        }
+        if (name.empty() || name.size() > ByteArena::kMaxStringBytes ||
+            !store->codec_.ReferencesAreValid(record)) {
+          return Malformed("node", sequence);
+        }
         uint32_t slot = store->FindLocked(name);
         if (slot == NodeStore::kNoSlot) {
           slot = store->AllocateSlotLocked(name);
@@ -183,6 +203,9 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
       case LogRecordType::kDeleteNode: {
         uint64_t rv = 0;
         if (!Get(payload, &rv)) return Malformed("delete", sequence);
+        if (rv > kMaxPlausibleVersion) {
+          return ImplausibleVersion(fmt::format("log record {}", sequence), rv);
+        }
         uint32_t slot = store->FindLocked(payload);
         if (slot != NodeStore::kNoSlot) {
           store->by_name_.erase(slot);
@@ -205,6 +228,9 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
       case LogRecordType::kReserveRv: {
         uint64_t upto = 0;
         if (!Get(payload, &upto)) return Malformed("reservation", sequence);
+        if (upto > kMaxPlausibleVersion) {
+          return ImplausibleVersion(fmt::format("log record {}", sequence), upto);
+        }
         store->rv_reserved_ = std::max(store->rv_reserved_, upto);
         return absl::OkStatus();
       }
@@ -263,6 +289,10 @@ absl::Status StorePersistence::LoadSnapshot(NodeStore* store, const std::string&
     uint32_t length = 0;
     Get(frame, &tag);
     Get(frame, &length);
+    if (length > kMaxSnapshotSection) {
+      return absl::DataLossError(
+          fmt::format("snapshot {} has a section of {} bytes; it is damaged", path, length));
+    }
     status = read_exact(length);
     if (!status.ok()) return status;
     std::string_view body = buffer;
@@ -279,6 +309,9 @@ absl::Status StorePersistence::LoadSnapshot(NodeStore* store, const std::string&
           return absl::FailedPreconditionError(
               fmt::format("snapshot {} has payload format {}; this build reads format {}", path,
                           version, kSnapshotPayloadVersion));
+        }
+        if (rv > kMaxPlausibleVersion || reserved > kMaxPlausibleVersion) {
+          return ImplausibleVersion(fmt::format("snapshot {}", path), std::max(rv, reserved));
         }
         store->rv_ = rv;
         store->rv_reserved_ = reserved;
@@ -304,6 +337,12 @@ absl::Status StorePersistence::LoadSnapshot(NodeStore* store, const std::string&
       case Section::kNode: {
         NodeRecord record;
         if (!Get(body, &record)) return absl::DataLossError("snapshot node section is short");
+        if (body.empty() || body.size() > ByteArena::kMaxStringBytes ||
+            record.resource_version > kMaxPlausibleVersion ||
+            !store->codec_.ReferencesAreValid(record)) {
+          return absl::DataLossError(
+              fmt::format("snapshot {} holds a node record that refers to missing values", path));
+        }
         uint32_t slot = store->AllocateSlotLocked(body);
         record.name = store->records_[slot].name;
         store->records_[slot] = record;

@@ -4,11 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "storage/fault_injection_file_system.h"
 #include "storage/node_store.h"
 #include "storage/snapshot_file.h"
+#include "storage/store_persistence.h"
+#include "storage/wal_writer.h"
 
 namespace kole::storage {
 namespace {
@@ -319,6 +322,40 @@ TEST_F(RecoveryTest, RestartRestartsGraceClocks) {
   EXPECT_EQ(store->CountExpired(40), 0u);
   clock_.Advance(41);
   EXPECT_EQ(store->CountExpired(40), 5u);
+}
+
+// Writes one log record by hand, as a damaged or foreign data directory
+// might hold it.
+void WriteLogRecord(FaultInjectionFileSystem& fs, LogRecordType type, std::string payload) {
+  ASSERT_TRUE(fs.CreateDirIfMissing(std::string(kDir) + "/wal").ok());
+  auto wal = WalWriter::Open(&fs, std::string(kDir) + "/wal", 1);
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  ASSERT_TRUE((*wal)->Append(static_cast<uint8_t>(type), payload).ok());
+  ASSERT_TRUE((*wal)->Sync().ok());
+  ASSERT_TRUE((*wal)->Close().ok());
+}
+
+TEST_F(RecoveryTest, RecordReferringToMissingValuesRefusesToStart) {
+  NodeRecord record;
+  std::memset(&record, 0, sizeof(record));
+  record.labels = 999;  // No such interned value.
+  std::string payload(8, '\0');
+  payload[0] = 1;
+  payload.append(reinterpret_cast<const char*>(&record), sizeof(record));
+  payload.append("edge-1");
+  WriteLogRecord(fs_, LogRecordType::kPutNode, payload);
+
+  auto store = NodeStore::Open(Options());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+}
+
+TEST_F(RecoveryTest, ImplausibleVersionReservationRefusesToStart) {
+  uint64_t upto = UINT64_MAX - 5;
+  WriteLogRecord(fs_, LogRecordType::kReserveRv,
+                 std::string(reinterpret_cast<const char*>(&upto), sizeof(upto)));
+
+  auto store = NodeStore::Open(Options());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
 }
 
 TEST(RecoveryOnDisk, RealFilesRoundTripAndLockTheDirectory) {
