@@ -395,8 +395,8 @@ bool NodeCodec::ReferencesAreValid(const NodeRecord& r) const {
   if (blob.size() != sizeof(NodeProfile)) return false;
   NodeProfile profile;
   std::memcpy(&profile, blob.data(), sizeof(profile));
-  for (uint32_t id : {profile.node_info, profile.resources, profile.conditions,
-                      profile.annotations, profile.taints, profile.gateway}) {
+  for (uint32_t id : {profile.node_info, profile.resources, profile.conditions, profile.annotations,
+                      profile.taints, profile.gateway}) {
     if (id >= size) return false;
   }
   return true;

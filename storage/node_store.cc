@@ -53,19 +53,61 @@ absl::StatusOr<StringPairs> MergeUserLabels(const StringPairs& current,
   return merged;
 }
 
+// Annotations in total, as kube-apiserver limits them.
+constexpr size_t kMaxAnnotationBytes = 256 << 10;
+// Everything else a node carries; far above any real node, far below what
+// would strain a log record.
+constexpr size_t kMaxNodeBytes = 512 << 10;
+
+absl::Status Invalid(std::string_view what, std::string_view value, std::string_view problem) {
+  return absl::InvalidArgumentError(fmt::format("{} {:?} is invalid: {}", what, value, problem));
+}
+
 absl::Status ValidateNode(const Node& node) {
   std::vector<std::string> problems = IsDns1123Subdomain(node.name);
-  if (!problems.empty()) {
-    return absl::InvalidArgumentError(
-        fmt::format("node name {:?} is invalid: {}", node.name, problems.front()));
-  }
+  if (!problems.empty()) return Invalid("node name", node.name, problems.front());
+
+  size_t bytes = 0;
   for (const auto& [key, value] : node.labels) {
     problems = IsQualifiedName(key);
     if (problems.empty()) problems = IsValidLabelValue(value);
-    if (!problems.empty()) {
-      return absl::InvalidArgumentError(
-          fmt::format("label {:?}={:?} is invalid: {}", key, value, problems.front()));
+    if (!problems.empty())
+      return Invalid("label", fmt::format("{}={}", key, value), problems.front());
+    bytes += key.size() + value.size();
+  }
+  size_t annotation_bytes = 0;
+  for (const auto& [key, value] : node.annotations) {
+    problems = IsQualifiedName(key);
+    if (!problems.empty()) return Invalid("annotation key", key, problems.front());
+    annotation_bytes += key.size() + value.size();
+  }
+  if (annotation_bytes > kMaxAnnotationBytes) {
+    return absl::InvalidArgumentError(fmt::format("annotations take {} bytes; the limit is {}",
+                                                  annotation_bytes, kMaxAnnotationBytes));
+  }
+  for (const Taint& taint : node.taints) {
+    problems = IsQualifiedName(taint.key);
+    if (problems.empty()) problems = IsValidLabelValue(taint.value);
+    if (!problems.empty()) return Invalid("taint", taint.key, problems.front());
+    if (taint.effect != "NoSchedule" && taint.effect != "PreferNoSchedule" &&
+        taint.effect != "NoExecute") {
+      return Invalid("taint effect", taint.effect,
+                     "must be NoSchedule, PreferNoSchedule or NoExecute");
     }
+    bytes += taint.key.size() + taint.value.size();
+  }
+  for (const DeviceCondition& c : node.conditions) {
+    bytes += c.type.size() + c.reason.size() + c.message.size();
+  }
+  for (const auto& pairs : {&node.capacity, &node.allocatable}) {
+    for (const auto& [key, value] : *pairs) bytes += key.size() + value.size();
+  }
+  for (const NodeAddress& a : node.addresses) bytes += a.type.size() + a.address.size();
+  bytes += node.ready_reason.size() + node.ready_message.size() + node.edge.gateway.size() +
+           sizeof(NodeInfo) * 4;
+  if (bytes > kMaxNodeBytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("node {:?} takes {} bytes; the limit is {}", node.name, bytes, kMaxNodeBytes));
   }
   return absl::OkStatus();
 }
@@ -105,6 +147,15 @@ NodeStore::NodeStore(StoreOptions options)
       change_log_(options_.change_log, 1) {}
 
 absl::StatusOr<std::unique_ptr<NodeStore>> NodeStore::Open(StoreOptions options) {
+  if (options.report_period_seconds <= 0) {
+    return absl::InvalidArgumentError("the report period must be positive");
+  }
+  if (options.change_log.retention_seconds < 0) {
+    return absl::InvalidArgumentError("the change log retention must not be negative");
+  }
+  if (options.snapshots_to_keep < 1) {
+    return absl::InvalidArgumentError("at least one snapshot must be kept");
+  }
   std::unique_ptr<NodeStore> store(new NodeStore(std::move(options)));
 
   if (!store->options_.data_dir.empty()) {
@@ -196,6 +247,8 @@ absl::Status NodeStore::Snapshot() {
   if (persistence_ == nullptr) {
     return absl::FailedPreconditionError("the store has no data directory");
   }
+  // One snapshot at a time: they share the history pin and the directory.
+  absl::MutexLock lock(&snapshot_mu_);
   return persistence_->WriteSnapshot(this);
 }
 
@@ -208,6 +261,7 @@ absl::Status NodeStore::WaitDurable(uint64_t token) {
 
 absl::Status NodeStore::CheckWritableLocked() const {
   if (closed_) return absl::UnavailableError("the store is closed");
+  if (!write_failure_.ok()) return write_failure_;
   if (persistence_ != nullptr) return persistence_->health();
   return absl::OkStatus();
 }
@@ -218,6 +272,8 @@ uint32_t NodeStore::FindLocked(std::string_view name) const {
 }
 
 absl::StatusOr<uint64_t> NodeStore::ReserveVersionLocked() {
+  // Returns the next version without taking it: CommitLocked takes it only
+  // once the change is logged, so a failed append leaves no gap.
   if (rv_ + 1 > rv_reserved_) {
     if (rv_ > UINT64_MAX - kVersionReservation) {
       // Unreachable for a healthy store (recovery refuses such versions), and
@@ -234,7 +290,18 @@ absl::StatusOr<uint64_t> NodeStore::ReserveVersionLocked() {
     }
     rv_reserved_ = upto;
   }
-  return ++rv_;
+  return rv_ + 1;
+}
+
+absl::Status NodeStore::FailWritesLocked(absl::Status status) {
+  // A record that did not reach the log may have left interned values that
+  // the log never saw; any later write could refer to them. Refuse writes
+  // until a restart recovers from the log.
+  if (write_failure_.ok()) {
+    write_failure_ = status;
+    KOLE_LOG(Error, "Store write failed; refusing writes until restart", "err", status);
+  }
+  return status;
 }
 
 uint32_t NodeStore::AllocateSlotLocked(std::string_view name) {
@@ -264,20 +331,21 @@ absl::StatusOr<uint64_t> NodeStore::CommitLocked(uint32_t slot, std::string_view
   // Log first: a change that cannot be logged is not applied.
   uint64_t token = 0;
   absl::StatusOr<uint64_t> rv = ReserveVersionLocked();
-  if (!rv.ok()) return rv.status();
+  if (!rv.ok()) return FailWritesLocked(rv.status());
   record.resource_version = *rv;
   if (type == EventType::kAdded) record.created_rv = *rv;
   if (persistence_ != nullptr) {
     for (uint32_t id : new_blobs) {
       absl::StatusOr<uint64_t> logged = persistence_->LogBlob(id, blobs_.Get(id));
-      if (!logged.ok()) return logged.status();
+      if (!logged.ok()) return FailWritesLocked(logged.status());
     }
     absl::StatusOr<uint64_t> logged = type == EventType::kDeleted
                                           ? persistence_->LogDelete(*rv, name)
                                           : persistence_->LogPut(*rv, name, record);
-    if (!logged.ok()) return logged.status();
+    if (!logged.ok()) return FailWritesLocked(logged.status());
     token = *logged;
   }
+  rv_ = *rv;
 
   int64_t now = clock_->WallSeconds();
   if (type == EventType::kAdded) {
@@ -433,6 +501,12 @@ absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
       continue;
     }
     NodeRecord& record = records_[slot];
+    if (record.epoch == 0) {
+      // Pre-created through the API and never registered: the device must
+      // register first, which assigns its first epoch.
+      outcomes[i] = HeartbeatOutcome::kUnknownEpoch;
+      continue;
+    }
     if (beat.epoch != record.epoch) {
       outcomes[i] = beat.epoch < record.epoch ? HeartbeatOutcome::kStaleEpoch
                                               : HeartbeatOutcome::kUnknownEpoch;
@@ -548,7 +622,7 @@ absl::StatusOr<Node> NodeStore::Create(const Node& node) {
     }
     if (tombstones_.erase(AbslView(node.name)) > 0 && persistence_ != nullptr) {
       absl::StatusOr<uint64_t> logged = persistence_->LogTombstone(node.name, false, 0);
-      if (!logged.ok()) return logged.status();
+      if (!logged.ok()) return FailWritesLocked(logged.status());
     }
 
     created.uid = Uid{};
@@ -672,7 +746,7 @@ absl::StatusOr<Node> NodeStore::Delete(std::string_view name, uint64_t expected_
       int64_t now = clock_->WallSeconds();
       if (persistence_ != nullptr) {
         absl::StatusOr<uint64_t> logged = persistence_->LogTombstone(name, true, now);
-        if (!logged.ok()) return logged.status();
+        if (!logged.ok()) return FailWritesLocked(logged.status());
       }
       tombstones_[std::string(name)] = now;
     }
@@ -698,7 +772,7 @@ absl::Status NodeStore::Readmit(std::string_view name) {
     if (it == tombstones_.end()) return absl::OkStatus();
     if (persistence_ != nullptr) {
       absl::StatusOr<uint64_t> logged = persistence_->LogTombstone(name, false, 0);
-      if (!logged.ok()) return logged.status();
+      if (!logged.ok()) return FailWritesLocked(logged.status());
       token = *logged;
     }
     tombstones_.erase(it);

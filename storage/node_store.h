@@ -34,7 +34,9 @@
 //                       expired continue token or a watch from too old a
 //                       version (410 Gone; see IsExpired())
 //   ResourceExhausted   the disk is full; the store refuses further writes
-//   Unavailable         the store is closed, or the log failed earlier
+//                       (any log failure is sticky and returned by every
+//                       later write, with its own code)
+//   Unavailable         the store is closed
 
 #include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_map.h>
@@ -304,6 +306,7 @@ class NodeStore {
                                         const std::vector<uint32_t>& new_blobs, EventType type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> ReserveVersionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FailWritesLocked(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckWritableLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   uint32_t FindLocked(std::string_view name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   uint32_t AllocateSlotLocked(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -345,6 +348,9 @@ class NodeStore {
   uint64_t snapshot_pin_rv_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   uint64_t change_log_capped_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by the first write that could not be logged; every later write fails.
+  absl::Status write_failure_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex snapshot_mu_;  // Held for the whole of a snapshot.
 
   std::unique_ptr<StorePersistence> persistence_;  // Null without a data dir.
 

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "storage/fault_injection_file_system.h"
 #include "storage/node_store.h"
@@ -214,6 +216,34 @@ TEST_F(RecoveryTest, SnapshotWithNothingNewSinceTheLastIsANoOp) {
   ExpectPresent(*store, nodes);
 }
 
+TEST_F(RecoveryTest, ConcurrentSnapshotsUnderWritesAndATightHistoryCap) {
+  StoreOptions options = Options();
+  options.change_log.max_bytes = 16 << 10;
+  auto store = OpenStore(options);
+  RegisterAcknowledged(*store, 0, 100);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 100; !stop; ++i) {
+      ASSERT_TRUE(store->Register(DeviceNode(i % 5000)).ok());
+      ASSERT_TRUE(store->Maintain().ok());
+    }
+  });
+  std::vector<std::thread> snapshotters;
+  for (int t = 0; t < 2; ++t) {
+    snapshotters.emplace_back([&] {
+      for (int k = 0; k < 10; ++k) ASSERT_TRUE(store->Snapshot().ok());
+    });
+  }
+  for (std::thread& t : snapshotters) t.join();
+  stop = true;
+  writer.join();
+  std::vector<Node> all = store->List({})->nodes;
+  store.reset();
+
+  store = OpenStore();
+  ExpectPresent(*store, all);
+}
+
 TEST_F(RecoveryTest, CorruptNewestSnapshotFallsBackToTheOlderOne) {
   auto store = OpenStore();
   std::vector<Node> first = RegisterAcknowledged(*store, 0, 20);
@@ -278,6 +308,16 @@ TEST_F(RecoveryTest, FullDiskIsReportedAndLosesNothingAcknowledged) {
     acknowledged.push_back(*store->Get(DeviceNode(i).name));
   }
   ASSERT_TRUE(absl::IsResourceExhausted(failure)) << failure;
+  // No version was taken by the failed write: a watcher from the start sees
+  // exactly the changes that happened, and no phantom.
+  auto watcher = store->Watch(acknowledged.front().resource_version);
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  auto events = (*watcher)->Next(1000, absl::Now());
+  ASSERT_TRUE(events.ok());
+  for (const WatchEvent& event : *events) {
+    EXPECT_LE(event.node.resource_version, store->resource_version());
+    EXPECT_TRUE(store->Get(event.node.name).ok()) << event.node.name;
+  }
   // The failure is sticky: no later write pretends to succeed.
   EXPECT_FALSE(store->Register(DeviceNode(500)).ok());
   Node created;

@@ -111,6 +111,44 @@ TEST_F(NodeStoreTest, UnusualIdentifiersAndAddressesRoundTrip) {
   EXPECT_EQ(node->labels, reported.labels);
 }
 
+TEST_F(NodeStoreTest, HeartbeatBeforeFirstRegistrationIsUnknownEpoch) {
+  Node node;
+  node.name = "pre-1";
+  ASSERT_TRUE(store_->Create(node).ok());
+  Heartbeat beat{"pre-1", 0, 1};
+  HeartbeatOutcome outcome;
+  ASSERT_TRUE(store_->ApplyHeartbeats({&beat, 1}, {&outcome, 1}).ok());
+  EXPECT_EQ(outcome, HeartbeatOutcome::kUnknownEpoch);
+  EXPECT_EQ(store_->Get("pre-1")->ready, ConditionStatus::kUnknown);
+}
+
+TEST_F(NodeStoreTest, InvalidAnnotationsAndTaintsAreRejected) {
+  MustRegister(DeviceNode("edge-1"));
+  Node desired = *store_->Get("edge-1");
+  desired.annotations = {{"not a key!", "x"}};
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->UpdateSpec(desired, 0).status()));
+  desired.annotations = {{"big", std::string(300 << 10, 'x')}};
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->UpdateSpec(desired, 0).status()));
+  desired.annotations = {};
+  desired.taints = {{"dedicated", "x", "Bogus"}};
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->UpdateSpec(desired, 0).status()));
+  desired.taints = {{"", "x", "NoSchedule"}};
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->UpdateSpec(desired, 0).status()));
+  // Nothing was written, and the store still takes valid writes.
+  desired.taints = {{"dedicated", "x", "NoSchedule"}};
+  EXPECT_TRUE(store_->UpdateSpec(desired, 0).ok());
+}
+
+TEST_F(NodeStoreTest, NonsenseOptionsAreRejectedAtOpen) {
+  StoreOptions options;
+  options.background_maintenance = false;
+  options.snapshots_to_keep = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(NodeStore::Open(options).status()));
+  options.snapshots_to_keep = 2;
+  options.report_period_seconds = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(NodeStore::Open(options).status()));
+}
+
 TEST_F(NodeStoreTest, InvalidNameIsRejected) {
   auto result = store_->Register(DeviceNode("Edge_1"));
   EXPECT_TRUE(absl::IsInvalidArgument(result.status())) << result.status();
