@@ -26,7 +26,7 @@
 //   absl::StatusOr<LabelSelector> selector = LabelSelector::Parse("tier in (edge,core),!legacy");
 //   if (!selector.ok()) return selector.status();  // InvalidArgument
 //   for (const Node& node : nodes) {
-//     if (selector->Matches(node.LabelLookup())) ...
+//     if (selector->Matches(node.labels)) ...
 //   }
 //
 // Thread safety: a LabelSelector and its requirements are immutable values;

@@ -27,9 +27,9 @@ constexpr std::string_view kDisconnectedMessage = "The device's MQTT session end
 // string-keyed maps take that one.
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-// Whether the user-owned labels of `desired` differ from the device-owned
-// ones it carries; returns the merged set: user labels from `desired`,
-// device labels from `current`.
+// The labels an API write leaves: the user-owned labels of `desired` and the
+// device-owned labels of `current`. InvalidArgument when `desired` changes or
+// adds a device-owned label; leaving one out keeps the device's value.
 absl::StatusOr<StringPairs> MergeUserLabels(const StringPairs& current,
                                             const StringPairs& desired) {
   StringPairs merged;
@@ -113,11 +113,6 @@ absl::Status ValidateNode(const Node& node) {
 }
 
 }  // namespace
-
-Clock* DefaultClock() {
-  static SystemClock clock;
-  return &clock;
-}
 
 // --- Index helpers ---
 

@@ -298,10 +298,11 @@ class NodeStore {
 
   explicit NodeStore(StoreOptions options);
 
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+
   // Applies `record` as the new state of `slot` (or of a new slot when
   // `slot` is kNoSlot): assigns the next version, logs it and records the
   // change. Returns the log token. REQUIRES: mu_ held for writing.
-  static constexpr uint32_t kNoSlot = UINT32_MAX;
   absl::StatusOr<uint64_t> CommitLocked(uint32_t slot, std::string_view name, NodeRecord record,
                                         const std::vector<uint32_t>& new_blobs, EventType type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -2,7 +2,9 @@
 
 #include <absl/cleanup/cleanup.h>
 #include <fmt/format.h>
+#include <zlib.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -96,26 +98,64 @@ absl::StatusOr<std::unique_ptr<StorePersistence>> StorePersistence::OpenAndRecov
 }
 
 absl::StatusOr<UidKey> StorePersistence::LoadOrCreateUidKey() {
+  // One line: "kole-uid-key-v1 <16 hex> <16 hex> <8 hex crc32 of the key text>".
+  constexpr std::string_view kTag = "kole-uid-key-v1 ";
   std::string path = JoinPath(dir_->path(), "uid-key");
+  auto checksum = [](std::string_view text) {
+    return static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+  };
   if (fs_->FileExists(path)) {
     absl::StatusOr<std::string> text = fs_->ReadFileToString(path);
     if (!text.ok()) return text.status();
-    uint64_t a = 0, b = 0;
-    if (text->size() < 33 || std::sscanf(text->c_str(), "%16lx%16lx", &a, &b) != 2) {
+    std::string_view line = *text;
+    auto damaged = [&] {
       return absl::DataLossError(fmt::format(
-          "{} is damaged; it holds the key node UIDs are derived from and cannot be rebuilt",
+          "{} is damaged; it holds the key node UIDs are derived from and cannot be rebuilt: "
+          "restore it from the backup of this data directory",
           path));
+    };
+    // Tag, 16 + 1 + 16 key digits, a space, 8 checksum digits, a newline.
+    if (line.size() != kTag.size() + 33 + 1 + 8 + 1 || !line.starts_with(kTag) ||
+        line.back() != '\n') {
+      return damaged();
+    }
+    std::string_view key_text = line.substr(kTag.size(), 33);
+    uint64_t a = 0, b = 0;
+    uint32_t crc = 0;
+    auto hex = [](std::string_view digits, auto* out) {
+      auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), *out, 16);
+      return error == std::errc() && end == digits.data() + digits.size();
+    };
+    if (!hex(key_text.substr(0, 16), &a) || key_text[16] != ' ' ||
+        !hex(key_text.substr(17, 16), &b) || line[kTag.size() + 33] != ' ' ||
+        !hex(line.substr(kTag.size() + 34, 8), &crc) || crc != checksum(key_text)) {
+      return damaged();
     }
     return UidKey(a, b);
   }
 
-  // A new data directory: choose the key once, durably, before any record
-  // refers to it.
+  // A key may only be born with the data directory: a directory that holds a
+  // log or snapshots without one has lost it, and a new key would silently
+  // change every UID.
+  for (const std::string& dir : {dir_->wal_dir(), dir_->snapshot_dir()}) {
+    absl::StatusOr<std::vector<std::string>> files = fs_->ListDir(dir);
+    if (!files.ok()) return files.status();
+    if (!files->empty()) {
+      return absl::DataLossError(fmt::format(
+          "{} is missing but {} holds data; node UIDs derive from that key: restore it from "
+          "the backup of this data directory",
+          path, dir));
+    }
+  }
+
   UidKey key = UidKey::Random();
+  std::string key_text = fmt::format("{:016x} {:016x}", key.a(), key.b());
   std::string tmp = path + ".tmp";
   absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_->NewWritableFile(tmp);
   if (!file.ok()) return file.status();
-  absl::Status status = (*file)->Append(fmt::format("{:016x}{:016x}\n", key.a(), key.b()));
+  absl::Status status =
+      (*file)->Append(fmt::format("{}{} {:08x}\n", kTag, key_text, checksum(key_text)));
   if (status.ok()) status = (*file)->Sync();
   if (status.ok()) status = (*file)->Close();
   if (status.ok()) status = fs_->RenameFile(tmp, path);
@@ -156,7 +196,6 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
   size_t snapshot_nodes = store->records_.size();
 
   // Replay the log after the snapshot.
-  uint32_t slot_hint = 0;
   auto apply = [&](uint64_t sequence, uint8_t type, std::string_view payload) -> absl::Status {
     switch (static_cast<LogRecordType>(type)) {
       case LogRecordType::kBlob: {
@@ -197,7 +236,6 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
         store->records_[slot].resource_version = rv;
         store->records_[slot].flags &= ~kDeleted;
         store->rv_ = std::max(store->rv_, rv);
-        slot_hint = slot;
         return absl::OkStatus();
       }
       case LogRecordType::kDeleteNode: {
@@ -244,7 +282,6 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
   absl::StatusOr<ReplayResult> replayed =
       ReplayWal(fs_, dir_->wal_dir(), replay_from, apply, replay_options);
   if (!replayed.ok()) return replayed.status();
-  (void)slot_hint;
 
   // Versions up to the reservation may have been seen by clients before a
   // crash took their log records: never hand them out again.

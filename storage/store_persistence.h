@@ -9,7 +9,7 @@
 // Log record types and payloads (little-endian, after the WAL's own framing,
 // which adds length, checksum and sequence; see wal_format.h):
 //   kBlob       u32 id, bytes                  a new interned value
-//   kPutNode    u64 rv, NodeRecord (152 bytes), name
+//   kPutNode    u64 rv, NodeRecord (120 bytes), name
 //                                              a node's new state
 //   kDeleteNode u64 rv, name                   a node deleted
 //   kTombstone  u8 set, i64 time, name         a tombstone set or lifted

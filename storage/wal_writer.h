@@ -94,14 +94,15 @@ class WalWriter {
   // Syncs and closes the current segment and starts a new one, returning its
   // first sequence: the sequence the next Append gets. The new segment exists
   // durably when this returns. If the current segment holds no record yet it
-  // is kept and its first sequence returned. The store calls this when it
-  // takes a snapshot, so that old segments can be removed whole.
+  // is kept and its first sequence returned, so old segments can be removed
+  // whole after a snapshot.
+  absl::StatusOr<uint64_t> Rotate();
+
   // As Rotate(), but returns at once: the new segment is created by the next
   // flush (Sync, WaitDurable, or the buffer filling). For callers that must
-  // not wait for the disk while holding their own lock.
+  // not wait for the disk while holding their own lock, as the store's
+  // snapshot does.
   absl::StatusOr<uint64_t> StartSegment();
-
-  absl::StatusOr<uint64_t> Rotate();
 
   // Removes every segment all of whose records have sequences below
   // `sequence`, oldest first, never the segment currently written to, and

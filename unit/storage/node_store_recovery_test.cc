@@ -13,6 +13,7 @@
 #include "storage/node_store.h"
 #include "storage/snapshot_file.h"
 #include "storage/store_persistence.h"
+#include "storage/wal_reader.h"
 #include "storage/wal_writer.h"
 
 namespace kole::storage {
@@ -364,11 +365,16 @@ TEST_F(RecoveryTest, RestartRestartsGraceClocks) {
   EXPECT_EQ(store->CountExpired(40), 5u);
 }
 
-// Writes one log record by hand, as a damaged or foreign data directory
-// might hold it.
-void WriteLogRecord(FaultInjectionFileSystem& fs, LogRecordType type, std::string payload) {
-  ASSERT_TRUE(fs.CreateDirIfMissing(std::string(kDir) + "/wal").ok());
-  auto wal = WalWriter::Open(&fs, std::string(kDir) + "/wal", 1);
+// Writes one log record by hand after the ones a fresh store wrote, as a
+// damaged data directory might hold it.
+void WriteLogRecord(FaultInjectionFileSystem& fs, const StoreOptions& options, LogRecordType type,
+                    std::string payload) {
+  ASSERT_TRUE(NodeStore::Open(options).ok());  // Creates the directory and its key.
+  std::string wal_dir = std::string(kDir) + "/wal";
+  auto replayed = ReplayWal(&fs, wal_dir, 1,
+                            [](uint64_t, uint8_t, std::string_view) { return absl::OkStatus(); });
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  auto wal = WalWriter::Open(&fs, wal_dir, replayed->next_sequence);
   ASSERT_TRUE(wal.ok()) << wal.status();
   ASSERT_TRUE((*wal)->Append(static_cast<uint8_t>(type), payload).ok());
   ASSERT_TRUE((*wal)->Sync().ok());
@@ -383,19 +389,49 @@ TEST_F(RecoveryTest, RecordReferringToMissingValuesRefusesToStart) {
   payload[0] = 1;
   payload.append(reinterpret_cast<const char*>(&record), sizeof(record));
   payload.append("edge-1");
-  WriteLogRecord(fs_, LogRecordType::kPutNode, payload);
+  WriteLogRecord(fs_, Options(), LogRecordType::kPutNode, payload);
 
   auto store = NodeStore::Open(Options());
   EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_NE(store.status().message().find("malformed"), std::string::npos) << store.status();
+}
+
+TEST_F(RecoveryTest, DamagedOrMissingUidKeyRefusesToStart) {
+  auto store = OpenStore();
+  std::vector<Node> nodes = RegisterAcknowledged(*store, 0, 3);
+  store.reset();
+  std::string key = std::string(kDir) + "/uid-key";
+  std::string original = *fs_.ReadFileToString(key);
+
+  // One flipped bit in a key digit.
+  ASSERT_TRUE(fs_.CorruptByte(key, 20, 0x01).ok());
+  auto damaged = NodeStore::Open(Options());
+  EXPECT_TRUE(absl::IsDataLoss(damaged.status())) << damaged.status();
+
+  // Gone, while the log still holds nodes whose UIDs derive from it.
+  ASSERT_TRUE(fs_.RemoveFile(key).ok());
+  auto missing = NodeStore::Open(Options());
+  EXPECT_TRUE(absl::IsDataLoss(missing.status())) << missing.status();
+  EXPECT_NE(missing.status().message().find("restore it"), std::string::npos);
+
+  // Restored from a backup: the same UIDs again.
+  auto file = fs_.NewWritableFile(key);
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE((*file)->Append(original).ok());
+  ASSERT_TRUE((*file)->Close().ok());
+  store = OpenStore();
+  ExpectPresent(*store, nodes);
 }
 
 TEST_F(RecoveryTest, ImplausibleVersionReservationRefusesToStart) {
   uint64_t upto = UINT64_MAX - 5;
-  WriteLogRecord(fs_, LogRecordType::kReserveRv,
+  WriteLogRecord(fs_, Options(), LogRecordType::kReserveRv,
                  std::string(reinterpret_cast<const char*>(&upto), sizeof(upto)));
 
   auto store = NodeStore::Open(Options());
   EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_NE(store.status().message().find("beyond any a store writes"), std::string::npos)
+      << store.status();
 }
 
 TEST(RecoveryOnDisk, RealFilesRoundTripAndLockTheDirectory) {
