@@ -1,6 +1,7 @@
-// kole-bench-store: the fleet store at fleet scale, measured as DESIGN §9
-// says. Registers N seeded nodes durably, then measures resident bytes per
-// node (with one watcher and one open paginated list), heartbeat apply rates
+// kole-bench-store: the fleet store at fleet scale, measured as
+// docs/benchmarks.md describes. Registers N seeded nodes durably, then
+// measures resident bytes per node (with one watcher and one open paginated
+// list), heartbeat apply rates
 // (decoded, and JSON decoded + validated), serializing one full list as JSON
 // (plain and gzipped), and snapshot write and restore times.
 //

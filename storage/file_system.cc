@@ -164,9 +164,9 @@ absl::Status PosixError(std::string_view op, std::string_view path, int error_nu
       return absl::AlreadyExistsError(message);
     case EACCES:
     case EPERM:
+    case EROFS:  // Not FailedPrecondition: DataDir reads that as "locked".
       return absl::PermissionDeniedError(message);
     case EWOULDBLOCK:
-    case EROFS:
     case ENOTDIR:
     case EISDIR:
     case EBUSY:

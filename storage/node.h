@@ -118,7 +118,7 @@ struct Node {
   bool operator==(const Node&) const = default;
 };
 
-// Labels whose keys the device owns (DESIGN §3): a registration sets them, a
+// Labels whose keys the device owns (docs/storage.md): a registration sets them, a
 // user's write cannot change them. Every other label belongs to users.
 bool IsDeviceOwnedLabel(std::string_view key);
 

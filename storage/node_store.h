@@ -257,7 +257,7 @@ class NodeStore {
   // Ends watches and the background thread; later writes fail Unavailable.
   void Close();
 
-  // For tests: the options the store runs with.
+  // The options the store runs with.
   const StoreOptions& options() const { return options_; }
 
  private:
