@@ -1,6 +1,8 @@
 # KOLE's front door. `make demo` runs the main job, `make test` passes the tests.
 # Every target installs what it needs first (hack/install-deps.sh).
 
+SHELL := /bin/bash
+
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
@@ -29,8 +31,11 @@ configure: $(BUILD_DIR)/build.ninja
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# ctest's output is kept in $(BUILD_DIR)/ctest.log for the summary `make test`
+# prints last.
 unit: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	cd $(BUILD_DIR) && set -o pipefail && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS) \
+	  | tee ctest.log
 
 # The whole suite, each stage timed. Later stages (integration, e2e) join here
 # as they land; see README.md for what each covers.
@@ -40,6 +45,7 @@ test:
 	@bash hack/stage.sh lint $(MAKE) --no-print-directory lint
 	@bash hack/stage.sh unit $(MAKE) --no-print-directory unit
 	@bash hack/stage.sh fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+	@bash hack/test-summary.sh $(BUILD_DIR)/ctest.log
 
 lint: deps
 	@clang-format --dry-run --Werror $(FORMAT_SOURCES)
