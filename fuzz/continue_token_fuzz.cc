@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "fuzz/fuzz_support.h"
 #include "storage/clock.h"
 #include "storage/node_store.h"
 
@@ -38,10 +39,7 @@ namespace {
 constexpr int kNodes = 12;
 
 [[noreturn]] void Fail(std::string_view what, std::string_view token, std::string_view detail) {
-  std::fprintf(stderr, "continue_token_fuzz: %.*s\n  token: \"%.*s\"\n  %.*s\n",
-               static_cast<int>(what.size()), what.data(), static_cast<int>(token.size()),
-               token.data(), static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  fuzz::Abort("continue_token_fuzz", what, token, detail);
 }
 
 std::string NodeName(int i) {
@@ -177,10 +175,7 @@ void CheckList(const uint8_t* data, size_t size) {
 }  // namespace kole::storage
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // The store logs lifecycle events; at thousands of runs a second they only
-  // slow the fuzzer down.
-  static FILE* null = std::fopen("/dev/null", "w");
-  if (null != nullptr) kole::log::SetOutputFdForTest(fileno(null));
+  kole::fuzz::MuteLogs();
   kole::storage::Store();
   return 0;
 }

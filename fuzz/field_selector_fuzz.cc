@@ -13,16 +13,14 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/fuzz_support.h"
 #include "storage/field_selector.h"
 
 namespace kole::storage {
 namespace {
 
 [[noreturn]] void Fail(std::string_view what, std::string_view input, std::string_view detail) {
-  std::fprintf(stderr, "field_selector_fuzz: %.*s\n  input: \"%.*s\"\n  %.*s\n",
-               static_cast<int>(what.size()), what.data(), static_cast<int>(input.size()),
-               input.data(), static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  fuzz::Abort("field_selector_fuzz", what, input, detail);
 }
 
 // The fields NodeStore serves, with the values of one node.

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "fuzz/fuzz_support.h"
 #include "storage/label_selector.h"
 
 namespace kole::storage {
@@ -38,10 +39,7 @@ const std::vector<Labels>& LabelSets() {
 }
 
 [[noreturn]] void Fail(std::string_view what, std::string_view input, std::string_view detail) {
-  std::fprintf(stderr, "label_selector_fuzz: %.*s\n  input: \"%.*s\"\n  %.*s\n",
-               static_cast<int>(what.size()), what.data(), static_cast<int>(input.size()),
-               input.data(), static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  fuzz::Abort("label_selector_fuzz", what, input, detail);
 }
 
 std::optional<std::string_view> Find(const Labels& labels, std::string_view key) {

@@ -28,6 +28,7 @@
 #include <string_view>
 
 #include "common/log.h"
+#include "fuzz/fuzz_support.h"
 #include "storage/fault_injection_file_system.h"
 #include "storage/snapshot_file.h"
 
@@ -37,9 +38,7 @@ namespace {
 constexpr char kDir[] = "/snapshots";
 
 [[noreturn]] void Fail(std::string_view what, std::string_view detail) {
-  std::fprintf(stderr, "snapshot_reader_fuzz: %.*s\n  %.*s\n", static_cast<int>(what.size()),
-               what.data(), static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  fuzz::Abort("snapshot_reader_fuzz", what, "", detail);
 }
 
 void MustOk(const absl::Status& status, std::string_view step) {
@@ -47,10 +46,7 @@ void MustOk(const absl::Status& status, std::string_view step) {
 }
 
 void WriteFile(FileSystem& fs, const std::string& path, std::string_view contents) {
-  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs.NewWritableFile(path);
-  MustOk(file.status(), "create the file");
-  MustOk((*file)->Append(contents), "write the file");
-  MustOk((*file)->Close(), "close the file");
+  fuzz::WriteFile(fs, path, contents, Fail);
 }
 
 // Reads the whole payload `chunk` bytes at a time, as LoadSnapshot does in
@@ -145,8 +141,7 @@ void CheckSnapshot(const uint8_t* data, size_t size) {
 }  // namespace kole::storage
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  static FILE* null = std::fopen("/dev/null", "w");
-  if (null != nullptr) kole::log::SetOutputFdForTest(fileno(null));
+  kole::fuzz::MuteLogs();
   return 0;
 }
 

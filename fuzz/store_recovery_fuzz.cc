@@ -31,6 +31,7 @@
 #include <string_view>
 
 #include "common/log.h"
+#include "fuzz/fuzz_support.h"
 #include "storage/clock.h"
 #include "storage/fault_injection_file_system.h"
 #include "storage/node_store.h"
@@ -50,9 +51,7 @@ constexpr char kProbeName[] = "zz-recovery-probe";
 constexpr uint8_t kHeaderSection = 1;
 
 [[noreturn]] void Fail(std::string_view what, std::string_view detail) {
-  std::fprintf(stderr, "store_recovery_fuzz: %.*s\n  %.*s\n", static_cast<int>(what.size()),
-               what.data(), static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  fuzz::Abort("store_recovery_fuzz", what, "", detail);
 }
 
 void MustOk(const absl::Status& status, std::string_view step) {
@@ -67,11 +66,7 @@ void Put(std::string& out, T value) {
 }
 
 void WriteFile(FileSystem& fs, const std::string& path, std::string_view contents) {
-  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs.NewWritableFile(path);
-  MustOk(file.status(), "create a file");
-  MustOk((*file)->Append(contents), "write a file");
-  MustOk((*file)->Sync(), "sync a file");
-  MustOk((*file)->Close(), "close a file");
+  fuzz::WriteFile(fs, path, contents, Fail);
 }
 
 // Sections as LoadSnapshot reads them: u8 tag, u32 length, body. The length
@@ -201,10 +196,7 @@ void CheckRecovery(const uint8_t* data, size_t size) {
 }  // namespace kole::storage
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Recovery logs what it found and repaired; at thousands of runs a second
-  // that is noise.
-  static FILE* null = std::fopen("/dev/null", "w");
-  if (null != nullptr) kole::log::SetOutputFdForTest(fileno(null));
+  kole::fuzz::MuteLogs();
   return 0;
 }
 

@@ -15,15 +15,14 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/fuzz_support.h"
 #include "storage/validation.h"
 
 namespace kole::storage {
 namespace {
 
 [[noreturn]] void Fail(std::string_view what, std::string_view input) {
-  std::fprintf(stderr, "validation_fuzz: %.*s\n  input: \"%.*s\"\n", static_cast<int>(what.size()),
-               what.data(), static_cast<int>(input.size()), input.data());
-  std::abort();
+  fuzz::Abort("validation_fuzz", what, input, "");
 }
 
 bool LowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }

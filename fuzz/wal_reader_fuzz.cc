@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "fuzz/fuzz_support.h"
 #include "storage/fault_injection_file_system.h"
 #include "storage/wal_format.h"
 #include "storage/wal_reader.h"
@@ -39,9 +40,7 @@ namespace {
 constexpr char kDir[] = "/wal";
 
 [[noreturn]] void Fail(std::string_view what, std::string_view detail) {
-  std::fprintf(stderr, "wal_reader_fuzz: %.*s\n  %.*s\n", static_cast<int>(what.size()),
-               what.data(), static_cast<int>(detail.size()), detail.data());
-  std::abort();
+  fuzz::Abort("wal_reader_fuzz", what, "", detail);
 }
 
 void MustOk(const absl::Status& status, std::string_view step) {
@@ -64,11 +63,7 @@ void FixRecordChecksums(std::string& segment) {
 }
 
 void WriteFile(FileSystem& fs, const std::string& path, std::string_view contents) {
-  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs.NewWritableFile(path);
-  MustOk(file.status(), "create a segment");
-  MustOk((*file)->Append(contents), "write a segment");
-  MustOk((*file)->Sync(), "sync a segment");
-  MustOk((*file)->Close(), "close a segment");
+  fuzz::WriteFile(fs, path, contents, Fail);
 }
 
 std::map<std::string, std::string> ReadDir(FileSystem& fs) {
@@ -212,9 +207,7 @@ void CheckLog(const uint8_t* data, size_t size) {
 }  // namespace kole::storage
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Replay logs each repair; at thousands of runs a second that is noise.
-  static FILE* null = std::fopen("/dev/null", "w");
-  if (null != nullptr) kole::log::SetOutputFdForTest(fileno(null));
+  kole::fuzz::MuteLogs();
   return 0;
 }
 
