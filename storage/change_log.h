@@ -68,8 +68,9 @@ class ChangeLog {
   // state it replaced (null for an addition). REQUIRES: rv == next_rv().
   void Append(uint64_t rv, uint32_t slot, EventType type, const NodeRecord* before, int64_t now_s);
 
-  // The state of `slot` at version `rv`, given its current record; nullopt
-  // when it did not exist then. REQUIRES: Covers(rv) or current.rv <= rv.
+  // The state of `slot` at version `rv`, given its current record (which is
+  // that state when it is no newer than `rv`); nullopt when the slot held no
+  // node then, deleted included. REQUIRES: Covers(rv) or current.rv <= rv.
   std::optional<NodeRecord> StateAt(const NodeRecord& current, uint64_t rv) const;
 
   // The retained change at version `rv`, given a way to read a slot's

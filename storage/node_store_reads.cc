@@ -27,6 +27,12 @@ absl::Status Expired(std::string message) {
   return status;
 }
 
+// A watch from `rv`, older than the oldest retained version; the wording is
+// kube-apiserver's, which clients recognise.
+absl::Status TooOldToWatch(uint64_t rv, uint64_t oldest) {
+  return Expired(fmt::format("too old resource version: {} ({})", rv, oldest));
+}
+
 // Continue tokens: "kole1:" + base64url(rv ":" slot ":" name).
 std::string EncodeContinue(uint64_t rv, uint32_t slot, std::string_view name) {
   return std::string(kContinuePrefix) +
@@ -167,10 +173,7 @@ absl::Status NodeStore::ListEach(const ListOptions& options,
         }
         start = {names_.Get(current.name), slot};
         after_start = true;
-        std::optional<NodeRecord> state =
-            current.resource_version <= snapshot_rv
-                ? ((current.flags & kDeleted) ? std::nullopt : std::optional<NodeRecord>(current))
-                : change_log_.StateAt(current, snapshot_rv);
+        std::optional<NodeRecord> state = change_log_.StateAt(current, snapshot_rv);
         if (!state.has_value()) continue;
         if (!MatchesLocked(*state, options.label_selector, options.field_selector, &label_cache)) {
           continue;
@@ -214,8 +217,7 @@ absl::StatusOr<std::unique_ptr<NodeWatcher>> NodeStore::Watch(uint64_t from_rv,
         fmt::format("resourceVersion {} is newer than the store's {}", from_rv, rv_));
   }
   if (from_rv < rv_ && !change_log_.Covers(from_rv)) {
-    return Expired(
-        fmt::format("too old resource version: {} ({})", from_rv, change_log_.first_rv() - 1));
+    return TooOldToWatch(from_rv, change_log_.first_rv() - 1);
   }
   return std::unique_ptr<NodeWatcher>(
       new NodeWatcher(this, from_rv, std::move(label_selector), std::move(field_selector)));
@@ -237,8 +239,7 @@ absl::StatusOr<std::vector<WatchEvent>> NodeWatcher::Next(size_t max_events, abs
     if (store.closed_) return absl::CancelledError("the store is closed");
     if (store.rv_ <= cursor_) return std::vector<WatchEvent>();
     if (!store.change_log_.Covers(cursor_)) {
-      return Expired(fmt::format("too old resource version: {} ({})", cursor_,
-                                 store.change_log_.first_rv() - 1));
+      return TooOldToWatch(cursor_, store.change_log_.first_rv() - 1);
     }
 
     auto current = [&store](uint32_t slot) -> const NodeRecord& { return store.records_[slot]; };

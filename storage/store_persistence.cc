@@ -558,10 +558,7 @@ absl::Status StorePersistence::WriteSnapshot(NodeStore* store) {
         std::string_view name = store->names_.Get(current.name);
         resume = {name, *it};
         started = true;
-        std::optional<NodeRecord> state =
-            current.resource_version <= snapshot_rv
-                ? ((current.flags & kDeleted) ? std::nullopt : std::optional<NodeRecord>(current))
-                : store->change_log_.StateAt(current, snapshot_rv);
+        std::optional<NodeRecord> state = store->change_log_.StateAt(current, snapshot_rv);
         if (state.has_value()) batch.emplace_back(*state, name);
       }
       more = it != store->ordered_.end();
