@@ -1,12 +1,16 @@
 #pragma once
 
-// Helpers every fuzz target shares: reporting a broken property, and muting
-// the store's log, which at thousands of runs a second only slows the fuzzer.
+// Helpers the fuzz targets share: reporting a broken property, the selector
+// round trip, writing files, and muting the store's log, which at thousands
+// of runs a second only slows the fuzzer.
 
 #include <absl/status/status.h>
+#include <absl/status/statusor.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "common/log.h"
@@ -25,6 +29,33 @@ namespace kole::fuzz {
   }
   std::fprintf(stderr, "  %.*s\n", static_cast<int>(detail.size()), detail.data());
   std::abort();
+}
+
+// Parses `text` with Selector::Parse (label or field selectors). A rejection
+// must be InvalidArgument (the API answers 400; anything else would be a
+// 500); an accepted selector must survive a canonical round trip. Returns
+// the selector when it parsed. `fail(what, input, detail)` reports a broken
+// property.
+template <typename Selector, typename FailFn>
+std::optional<Selector> ParseWithRoundTrip(std::string_view text, FailFn fail) {
+  absl::StatusOr<Selector> selector = Selector::Parse(text);
+  if (!selector.ok()) {
+    if (!absl::IsInvalidArgument(selector.status())) {
+      fail("rejected with a code other than InvalidArgument", text, selector.status().ToString());
+    }
+    return std::nullopt;
+  }
+  std::string canonical = selector->String();
+  absl::StatusOr<Selector> again = Selector::Parse(canonical);
+  if (!again.ok()) {
+    fail("canonical form does not parse", text, canonical + " -> " + again.status().ToString());
+  }
+  if (!(*again == *selector)) fail("canonical form parses to another selector", text, canonical);
+  if (again->String() != canonical) {
+    fail("canonical form is not stable", text, canonical + " -> " + again->String());
+  }
+  if (selector->Empty() != canonical.empty()) fail("Empty() disagrees with String()", text, "");
+  return *std::move(selector);
 }
 
 inline void MuteLogs() {
