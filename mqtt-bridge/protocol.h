@@ -1,0 +1,256 @@
+#pragma once
+
+// The KOLE edge protocol, version 1: topics and payloads exchanged between
+// edge devices and the cloud over an MQTT broker. docs/protocol.md is the
+// normative description for device makers; this header is its C++ form,
+// shared by the cloud-side bridge and the device-side programs (kole-agent,
+// kole-edge-sim). It knows no store and no HTTP.
+//
+// Two kinds of sender exist. A *node* connection speaks for one node under
+// <prefix>/nodes/<node>/...; a *gateway* connection fronts many nodes under
+// <prefix>/gateways/<gateway>/... and batches their messages. Every payload is
+// a small JSON object with "v": 1.
+//
+//   TopicScheme topics("kole/v1");
+//   std::optional<Topic> topic = topics.Parse("kole/v1/nodes/edge-1/heartbeat");
+//   HeartbeatBatch batch;
+//   DecodeError error = DecodeHeartbeats(*topic, payload, &batch);
+//
+// Decoders check structure, types, versions and size limits, never names or
+// label syntax: that is the receiver's policy (the bridge validates with the
+// Kubernetes rules). Decoded string_views point into the payload buffer or into
+// the batch, so a batch is valid only while both live.
+//
+// Thread safety: free functions and immutable objects; a batch or message is
+// owned by one thread at a time.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kole::protocol {
+
+inline constexpr int kVersion = 1;
+inline constexpr std::string_view kDefaultTopicPrefix = "kole/v1";
+
+// --- Limits (docs/protocol.md, "Size limits") -------------------------------
+
+// Any one payload. Larger messages are dropped unread.
+inline constexpr size_t kMaxPayloadBytes = 1 << 20;
+// Nodes in one gateway batch (registrations, heartbeats, acknowledgements).
+inline constexpr size_t kMaxBatchNodes = 1000;
+// Entries in each map or list of one registration (labels, capacity, ...).
+inline constexpr size_t kMaxRegistrationEntries = 64;
+// Any one string value.
+inline constexpr size_t kMaxStringBytes = 1024;
+
+// --- Topics ------------------------------------------------------------------
+
+enum class Sender : uint8_t { kNode, kGateway };
+
+enum class Channel : uint8_t {
+  // Device to cloud.
+  kRegister,   // QoS 1. Registration or full-state report; acknowledged.
+  kHeartbeat,  // QoS 0. Liveness and sequence.
+  kWill,       // QoS 1. Last will: the connection is gone.
+  // Cloud to device.
+  kAck,      // QoS 1. Registration acknowledgements.
+  kControl,  // QoS 1. Resync and deregistration.
+};
+
+std::string_view ChannelName(Channel channel);
+
+struct Topic {
+  Sender sender = Sender::kNode;
+  std::string_view id;  // The node or gateway name; a view into the parsed topic.
+  Channel channel = Channel::kHeartbeat;
+};
+
+// Builds and parses topic names under one prefix. Immutable.
+class TopicScheme {
+ public:
+  explicit TopicScheme(std::string prefix = std::string(kDefaultTopicPrefix));
+
+  const std::string& prefix() const { return prefix_; }
+
+  // <prefix>/nodes/<id>/<channel> or <prefix>/gateways/<id>/<channel>.
+  std::string Build(Sender sender, std::string_view id, Channel channel) const;
+
+  // nullopt for anything that is not exactly a KOLE topic: another prefix, an
+  // unknown sender kind or channel, an empty id, extra levels.
+  std::optional<Topic> Parse(std::string_view topic) const;
+
+  // What the cloud subscribes to: every device-to-cloud channel of every node
+  // and gateway. With a non-empty share group, as MQTT shared subscriptions
+  // ("$share/<group>/...") so several consumers split the stream.
+  std::vector<std::string> CloudSubscriptions(std::string_view share_group) const;
+
+ private:
+  std::string prefix_;
+};
+
+// --- Messages ----------------------------------------------------------------
+
+using StringPairs = std::vector<std::pair<std::string, std::string>>;
+
+struct Address {
+  std::string type;  // InternalIP, ExternalIP, Hostname, ...
+  std::string address;
+  bool operator==(const Address&) const = default;
+};
+
+// status.nodeInfo, in the core/v1 field names on the wire.
+struct NodeInfo {
+  std::string machine_id;
+  std::string system_uuid;
+  std::string boot_id;
+  std::string kernel_version;
+  std::string os_image;
+  std::string container_runtime_version;
+  std::string agent_version;  // kubeletVersion on the wire and in the API.
+  std::string operating_system;
+  std::string architecture;
+  bool operator==(const NodeInfo&) const = default;
+};
+
+// A condition the device reports besides Ready (DiskPressure, ...).
+struct Condition {
+  std::string type;
+  std::string status;  // "True", "False" or "Unknown".
+  std::string reason;
+  std::string message;
+  bool operator==(const Condition&) const = default;
+};
+
+// Everything a device states about one node: sent at registration and again,
+// unchanged in form, whenever that state changes or the cloud asks for a
+// resync. A repeat is harmless.
+struct Registration {
+  std::string node;
+  // The device's persisted boot counter, or 0 to have the cloud assign the
+  // next epoch (returned in the acknowledgement).
+  uint32_t epoch = 0;
+  // The sequence number of this message within the epoch.
+  uint32_t sequence = 0;
+  StringPairs labels;  // Device-owned labels (docs/protocol.md lists the keys).
+  StringPairs capacity;
+  StringPairs allocatable;
+  std::vector<Address> addresses;
+  NodeInfo node_info;
+  std::vector<Condition> conditions;
+  bool operator==(const Registration&) const = default;
+};
+
+// One message on a register channel: a node's own registration, or up to
+// kMaxBatchNodes from a gateway. `id` is the sender's correlation number,
+// echoed in the acknowledgement.
+struct RegisterMessage {
+  uint64_t id = 0;
+  std::vector<Registration> nodes;
+  bool operator==(const RegisterMessage&) const = default;
+};
+
+struct HeartbeatEntry {
+  std::string_view node;  // On a node topic: the topic's node.
+  uint32_t epoch = 0;
+  uint32_t sequence = 0;
+  // The revision of the pod set the node runs ("" if none).
+  std::string_view pod_revision;
+};
+
+// Decoded heartbeats. Reused across messages to avoid allocation.
+struct HeartbeatBatch {
+  std::vector<HeartbeatEntry> beats;
+};
+
+struct Will {
+  // The epoch of the connection that left (node topics); 0 when unknown or
+  // for a gateway, whose will covers every node registered through it.
+  uint32_t epoch = 0;
+};
+
+enum class AckResult : uint8_t {
+  kAccepted,
+  // Do not retry: the name or content is invalid, or the node was deleted
+  // (tombstoned) and needs re-admission by an operator.
+  kRejected,
+  // Retry later with backoff: the cloud cannot make the registration durable
+  // now (for example its disk is full).
+  kRetry,
+};
+
+std::string_view AckResultName(AckResult result);
+
+struct Ack {
+  std::string node;
+  AckResult result = AckResult::kAccepted;
+  uint32_t epoch = 0;             // The node's epoch from now on (kAccepted).
+  uint64_t resource_version = 0;  // The node's version after the write (kAccepted).
+  std::string reason;             // A CamelCase reason for kRejected and kRetry.
+  std::string message;            // Human-readable detail.
+  bool operator==(const Ack&) const = default;
+};
+
+struct AckMessage {
+  uint64_t id = 0;  // The RegisterMessage id this answers.
+  std::vector<Ack> acks;
+  bool operator==(const AckMessage&) const = default;
+};
+
+enum class ControlAction : uint8_t {
+  // Send the full state again (a Registration with the current epoch): the
+  // cloud has no record of this epoch, or lost state.
+  kResync,
+  // The node was deleted: stop sending for it. A registration gets
+  // kRejected/Tombstoned until an operator re-admits the node.
+  kDeregister,
+};
+
+std::string_view ControlActionName(ControlAction action);
+
+struct ControlMessage {
+  ControlAction action = ControlAction::kResync;
+  std::vector<std::string> nodes;  // On a node topic: exactly that node.
+  std::string reason;
+  bool operator==(const ControlMessage&) const = default;
+};
+
+// --- Decoding ----------------------------------------------------------------
+
+// Why a payload was refused. Each value is a metric label
+// (kole_bridge_messages_dropped_total{reason=...}), so names are stable.
+enum class DecodeError : uint8_t {
+  kOk,
+  kTooLarge,            // Over kMaxPayloadBytes, or a string or list over its limit.
+  kMalformed,           // Not a JSON object.
+  kUnsupportedVersion,  // "v" missing or not 1.
+  kWrongType,           // A field has the wrong JSON type or range.
+  kMissingField,        // A required field is absent.
+  kTopicMismatch,       // A node topic's payload names another node, or has a batch.
+};
+
+std::string_view DecodeErrorName(DecodeError error);
+
+// On a node topic the payload may omit "node" (the topic names it); if present
+// it must match. On a gateway topic every entry names its node.
+DecodeError DecodeRegister(const Topic& topic, std::string_view payload, RegisterMessage* out);
+DecodeError DecodeHeartbeats(const Topic& topic, std::string_view payload, HeartbeatBatch* out);
+DecodeError DecodeWill(std::string_view payload, Will* out);
+DecodeError DecodeAck(std::string_view payload, AckMessage* out);
+DecodeError DecodeControl(std::string_view payload, ControlMessage* out);
+
+// --- Encoding ----------------------------------------------------------------
+
+// Each appends one JSON payload to `out`. With `on_node_topic`, the single
+// entry is written in the node topic's flat form.
+void EncodeRegister(const RegisterMessage& message, bool on_node_topic, std::string& out);
+void EncodeHeartbeats(std::span<const HeartbeatEntry> beats, bool on_node_topic, std::string& out);
+void EncodeWill(const Will& will, std::string& out);
+void EncodeAck(const AckMessage& message, bool on_node_topic, std::string& out);
+void EncodeControl(const ControlMessage& message, bool on_node_topic, std::string& out);
+
+}  // namespace kole::protocol
