@@ -206,7 +206,7 @@ class Bridge::ConsumerPublisher : public Publisher {
 class Bridge::Applier {
  public:
   Applier(Bridge* bridge, metrics::MetricsRegistry* registry)
-      : bridge_(bridge), registry_(registry) {}
+      : bridge_(bridge), registry_(registry), tokens_(bridge->options_.resync_per_second) {}
 
   void Handle(const Inbound& message) {
     std::optional<protocol::Topic> topic = bridge_->topics_.Parse(message.topic);
@@ -480,7 +480,7 @@ class Bridge::Applier {
   storage::Node node_;
 
   absl::flat_hash_map<std::string, ResyncEntry> resync_;
-  double tokens_ = 0;
+  double tokens_;  // Resync budget: a token bucket that starts full.
   absl::Time last_refill_ = absl::Now();
 };
 
