@@ -254,6 +254,9 @@ class Bridge::Applier {
         switch (outcomes_[i]) {
           case HeartbeatOutcome::kUnknownNode:
           case HeartbeatOutcome::kUnknownEpoch:
+          case HeartbeatOutcome::kStaleEpoch:
+            // A stale epoch is usually a late message; one that persists is a
+            // device that missed its newest acknowledgement.
             Mismatch(beats_[i], outcomes_[i], now);
             break;
           case HeartbeatOutcome::kWrongGateway:
@@ -341,7 +344,7 @@ class Bridge::Applier {
     std::string invalid = ToNode(registration, gateway, &node_);
     if (!invalid.empty()) {
       Reject(ack, "Invalid", invalid);
-      Drop(kInvalidNode, registration.node, invalid, 0);
+      Drop(kInvalidNode, registration.node, invalid);
       return;
     }
     if (bridge_->store_->IsTombstoned(registration.node)) {
