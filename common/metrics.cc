@@ -55,7 +55,9 @@ void Histogram::Observe(double value) {
       std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) - upper_bounds_.begin();
   counts_[bucket].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
-  double micros = std::max(0.0, value) * 1e6;
+  // Negative values and NaN add nothing; a huge value or infinity saturates
+  // instead of overflowing the conversion (undefined behaviour).
+  double micros = value > 0 ? std::min(value * 1e6, 1e18) : 0;
   sum_micros_.fetch_add(static_cast<uint64_t>(micros), std::memory_order_relaxed);
 }
 

@@ -45,7 +45,7 @@ LivenessDecision LivenessPolicy::Tick(absl::Time now, bool cloud_healthy, size_t
                      absl::ToDoubleSeconds(elapsed);
   double whole = std::floor(release_credit_);
   release_credit_ -= whole;
-  decision.limit = std::min(expired, static_cast<size_t>(std::max(whole, 1.0)));
+  decision.limit = std::min(expired, static_cast<size_t>(std::max(whole, 0.0)));
   decision.holding = decision.limit < expired;
   return decision;
 }
