@@ -169,6 +169,8 @@ absl::StatusOr<HostFacts> ReadHostFacts(const FactSource& source) {
                                                   Path(source, "/etc/machine-id")));
   }
   facts.machine_id = *machine_id;
+  std::transform(facts.machine_id.begin(), facts.machine_id.end(), facts.machine_id.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   absl::StatusOr<std::string> uuid =
       ReadFact(source, "/sys/class/dmi/id/product_uuid", "system UUID");
   facts.system_uuid = uuid.ok() ? *uuid : UuidFromMachineId(facts.machine_id);
