@@ -611,9 +611,11 @@ void EdgeSimulator::RunWorker(Worker* worker) {
     }
     int64_t now = NowMs();
     if (worker->rate > 0) {
+      // The burst is a flush interval's worth: connections spend tokens only
+      // when they flush.
       worker->tokens =
           std::min(worker->tokens + worker->rate * (now - worker->last_refill_ms) / 1000.0,
-                   std::max(1.0, worker->rate * tick_ms / 1000.0 * 2));
+                   std::max(1.0, worker->rate * (flush_ms + tick_ms) / 1000.0));
     }
     worker->last_refill_ms = now;
 
@@ -627,7 +629,10 @@ void EdgeSimulator::RunWorker(Worker* worker) {
         for (uint32_t i = conn.begin; i < conn.end; ++i) {
           protocol_.OnReconnect(&states_[i], now, conn.rng);
         }
-        conn.next_flush_ms = now;
+        // Soon, but not every connection in the same tick: they all come
+        // back together after a broker restart.
+        conn.next_flush_ms =
+            now + static_cast<int64_t>(conn.rng.Below(std::min<int64_t>(flush_ms, 200)));
       }
       if (!conn.client->connected() || now < conn.next_flush_ms) continue;
       // Spread the connections' flushes over the interval at the start.
