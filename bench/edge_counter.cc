@@ -17,13 +17,16 @@ int main(int argc, char** argv) {
   using namespace kole::protocol;
   std::string broker = "tcp://127.0.0.1:1883";
   double seconds = 30;
+  bool ack = false;
   CLI::App app{"kole-bench-edge-counter: counts what devices send"};
   app.add_option("--broker", broker, "Broker URL");
   app.add_option("--seconds", seconds, "Run this long");
+  app.add_flag("--ack", ack, "Accept every registration");
   CLI11_PARSE(app, argc, argv);
 
   std::atomic<uint64_t> messages{0}, registrations{0}, heartbeats{0}, wills{0}, bad{0};
   TopicScheme topics;
+  std::unique_ptr<MqttClient>* self = nullptr;
   auto client = MqttClient::Create(
       MqttClientOptions{.broker = broker, .client_id = "kole-bench-edge-counter"},
       [&](const MqttMessage& m) {
@@ -37,6 +40,22 @@ int main(int argc, char** argv) {
           case Channel::kRegister:
             if (DecodeRegister(*topic, m.payload, &registers) == DecodeError::kOk) {
               registrations.fetch_add(registers.nodes.size(), std::memory_order_relaxed);
+              if (ack && self != nullptr) {
+                static thread_local AckMessage acks;
+                static thread_local std::string payload;
+                acks.id = registers.id;
+                acks.acks.resize(registers.nodes.size());
+                for (size_t i = 0; i < registers.nodes.size(); ++i) {
+                  acks.acks[i] = Ack{.node = registers.nodes[i].node,
+                                     .result = AckResult::kAccepted,
+                                     .epoch = registers.nodes[i].epoch,
+                                     .resource_version = 1};
+                }
+                payload.clear();
+                EncodeAck(acks, topic->sender == Sender::kNode, payload);
+                (void)(*self)->Publish(topics.Build(topic->sender, topic->id, Channel::kAck),
+                                       payload, 1);
+              }
             } else {
               bad.fetch_add(1, std::memory_order_relaxed);
             }
@@ -59,6 +78,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(client.status().message()).c_str());
     return 2;
   }
+  self = &*client;
   (void)(*client)->Subscribe(topics.CloudSubscriptions(""), 0);
   (*client)->Start();
   if (!(*client)->WaitConnected(absl::Seconds(10))) return 1;
