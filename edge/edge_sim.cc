@@ -283,7 +283,8 @@ SimCounters EdgeSimulator::Counters() const {
   c.nodes = options_.nodes;
   c.connections = connections_.size();
   for (const auto& conn : connections_) c.connections_up += conn->up.load() ? 1 : 0;
-  c.accepted = registered_.load();
+  c.registered = registered_.load();
+  c.accepted = accepted_.load();
   c.rejected = rejected_.load();
   c.registrations_sent = registrations_sent_.load();
   c.registrations_retried = registrations_retried_.load();
@@ -307,302 +308,308 @@ double EdgeSimulator::RegisterSeconds() const {
   return at < 0 ? -1 : static_cast<double>(at) / 1000.0;
 }
 
-void EdgeSimulator::RunWorker(Worker* worker) {
-  const protocol::TopicScheme topics(options_.topic_prefix);
-  const int64_t flush_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.flush_interval));
-  const int64_t tick_ms = std::min<int64_t>(flush_ms, 20);
-  auto name_of = [this](uint32_t i) {
-    return std::string_view(names_).substr(name_offset_[i], name_offset_[i + 1] - name_offset_[i]);
-  };
+std::string_view EdgeSimulator::NameOf(uint32_t i) const {
+  return std::string_view(names_).substr(name_offset_[i], name_offset_[i + 1] - name_offset_[i]);
+}
 
-  // Called whenever a node leaves or enters a counted phase.
-  auto leave = [this](NodePhase phase) {
-    if (phase == NodePhase::kAccepted) accepted_.fetch_sub(1, std::memory_order_relaxed);
-    if (phase == NodePhase::kAwaitingAck) pending_.fetch_sub(1, std::memory_order_relaxed);
-    if (phase == NodePhase::kRejected || phase == NodePhase::kTombstoned ||
-        phase == NodePhase::kDeregistered) {
-      rejected_.fetch_sub(1, std::memory_order_relaxed);
+void EdgeSimulator::Count(NodePhase before, bool was_registered, const NodeState& state) {
+  auto gauge = [this](NodePhase phase) -> std::atomic<uint64_t>* {
+    switch (phase) {
+      case NodePhase::kAccepted:
+        return &accepted_;
+      case NodePhase::kAwaitingAck:
+        return &pending_;
+      case NodePhase::kRejected:
+      case NodePhase::kTombstoned:
+      case NodePhase::kDeregistered:
+        return &rejected_;
+      case NodePhase::kUnregistered:
+        return nullptr;
     }
+    return nullptr;
   };
-  auto enter = [this](NodePhase phase) {
-    if (phase == NodePhase::kAccepted) accepted_.fetch_add(1, std::memory_order_relaxed);
-    if (phase == NodePhase::kAwaitingAck) pending_.fetch_add(1, std::memory_order_relaxed);
-    if (phase == NodePhase::kRejected || phase == NodePhase::kTombstoned ||
-        phase == NodePhase::kDeregistered) {
-      rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (std::atomic<uint64_t>* left = gauge(before)) left->fetch_sub(1, std::memory_order_relaxed);
+  if (std::atomic<uint64_t>* entered = gauge(state.phase)) {
+    entered->fetch_add(1, std::memory_order_relaxed);
+  }
+  if (state.accepted_once && !was_registered) {
+    uint64_t registered = registered_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (registered == options_.nodes) {
+      absl::Duration took = absl::Now() - start_time_;
+      registered_at_ms_.store(absl::ToInt64Milliseconds(took));
+      KOLE_LOG(Info, "Every simulated node is registered", "nodes", options_.nodes, "seconds",
+               absl::ToDoubleSeconds(took));
     }
-  };
-  auto note_registered = [this](NodeState& state, bool was_once) {
-    if (state.accepted_once && !was_once) {
-      uint64_t now_registered = registered_.fetch_add(1, std::memory_order_relaxed) + 1;
-      if (now_registered == options_.nodes) {
-        registered_at_ms_.store(absl::ToInt64Milliseconds(absl::Now() - start_time_));
-        KOLE_LOG(Info, "Every simulated node is registered", "nodes", options_.nodes, "seconds",
-                 absl::ToDoubleSeconds(absl::Now() - start_time_));
-      }
-    }
-  };
-  auto apply_ack = [&](Connection& conn, uint32_t i, const protocol::Ack& ack, int64_t now) {
-    NodeState& state = states_[i];
-    NodePhase before = state.phase;
-    bool was_once = state.accepted_once;
-    AckOutcome outcome = protocol_.OnAck(&state, ack, now, conn.rng);
-    if (outcome == AckOutcome::kIgnored) return;
-    if (outcome == AckOutcome::kRejected || outcome == AckOutcome::kTombstoned) {
-      KOLE_LOG_EVERY_N(Warning, 1000, "Registration rejected", "node", name_of(i), "reason",
-                       ack.reason, "message", ack.message);
-    }
-    leave(before);
-    enter(state.phase);
-    note_registered(state, was_once);
-  };
+  }
+}
 
-  // Finds a gateway's node by name; -1 if it is not one of its own.
-  auto find = [&](Connection& conn, std::string_view node) -> int64_t {
-    if (conn.sender == Sender::kNode) {
-      return node.empty() || node == conn.name ? static_cast<int64_t>(conn.begin) : -1;
-    }
-    auto it = std::lower_bound(conn.by_name.begin(), conn.by_name.end(), node,
-                               [&](uint32_t a, std::string_view b) { return name_of(a) < b; });
-    if (it == conn.by_name.end() || name_of(*it) != node) return -1;
-    return *it;
-  };
+int64_t EdgeSimulator::FindNode(const Connection& conn, std::string_view node) const {
+  if (conn.sender == Sender::kNode) {
+    return node.empty() || node == conn.name ? static_cast<int64_t>(conn.begin) : -1;
+  }
+  auto it = std::lower_bound(conn.by_name.begin(), conn.by_name.end(), node,
+                             [this](uint32_t a, std::string_view b) { return NameOf(a) < b; });
+  if (it == conn.by_name.end() || NameOf(*it) != node) return -1;
+  return *it;
+}
 
-  auto handle_inbox = [&](Connection& conn, int64_t now) {
-    std::vector<std::pair<Channel, std::string>> inbox;
-    {
-      absl::MutexLock lock(&conn.mu);
-      inbox.swap(conn.inbox);
-    }
-    for (auto& [channel, payload] : inbox) {
-      if (channel == Channel::kAck) {
-        if (protocol::DecodeAck(payload, &worker->acks) != protocol::DecodeError::kOk) {
+void EdgeSimulator::ApplyAck(Connection& conn, uint32_t i, const protocol::Ack& ack, int64_t now) {
+  NodeState& state = states_[i];
+  NodePhase before = state.phase;
+  bool was_registered = state.accepted_once;
+  AckOutcome outcome = protocol_.OnAck(&state, ack, now, conn.rng);
+  if (outcome == AckOutcome::kIgnored) return;
+  if (outcome == AckOutcome::kRejected || outcome == AckOutcome::kTombstoned) {
+    KOLE_LOG_EVERY_N(Warning, 1000, "Registration rejected", "node", NameOf(i), "reason",
+                     ack.reason, "message", ack.message);
+  }
+  Count(before, was_registered, state);
+}
+
+void EdgeSimulator::HandleInbox(Worker& worker, Connection& conn, int64_t now) {
+  std::vector<std::pair<Channel, std::string>> inbox;
+  {
+    absl::MutexLock lock(&conn.mu);
+    inbox.swap(conn.inbox);
+  }
+  for (auto& [channel, payload] : inbox) {
+    switch (channel) {
+      case Channel::kAck:
+        if (protocol::DecodeAck(payload, &worker.acks) != protocol::DecodeError::kOk) {
           KOLE_LOG_EVERY_N(Warning, 1000, "Undecodable acknowledgement", "connection", conn.name);
-          continue;
+          break;
         }
-        acks_received_.fetch_add(worker->acks.acks.size(), std::memory_order_relaxed);
-        for (const protocol::Ack& ack : worker->acks.acks) {
-          int64_t i = find(conn, ack.node);
-          if (i >= 0) apply_ack(conn, static_cast<uint32_t>(i), ack, now);
+        acks_received_.fetch_add(worker.acks.acks.size(), std::memory_order_relaxed);
+        for (const protocol::Ack& ack : worker.acks.acks) {
+          int64_t i = FindNode(conn, ack.node);
+          if (i >= 0) ApplyAck(conn, static_cast<uint32_t>(i), ack, now);
         }
-      } else {
-        if (protocol::DecodeControl(payload, &worker->control) != protocol::DecodeError::kOk) {
+        break;
+      case Channel::kControl:
+        if (protocol::DecodeControl(payload, &worker.control) != protocol::DecodeError::kOk) {
           KOLE_LOG_EVERY_N(Warning, 1000, "Undecodable control message", "connection", conn.name);
-          continue;
+          break;
         }
-        std::vector<std::string> nodes = worker->control.nodes;
-        if (nodes.empty() && conn.sender == Sender::kNode) nodes.push_back(conn.name);
-        for (const std::string& node : nodes) {
-          int64_t i = find(conn, node);
+        for (const std::string& node : worker.control.nodes) {
+          int64_t i = FindNode(conn, node);
           if (i < 0) continue;
           NodeState& state = states_[i];
           NodePhase before = state.phase;
-          if (worker->control.action == protocol::ControlAction::kResync) {
+          if (worker.control.action == protocol::ControlAction::kResync) {
             protocol_.OnResync(&state, now);
             resyncs_.fetch_add(1, std::memory_order_relaxed);
           } else {
             protocol_.OnDeregister(&state);
             KOLE_LOG_EVERY_N(Info, 1000, "Node deregistered by the cloud", "node", node, "reason",
-                             worker->control.reason);
+                             worker.control.reason);
           }
-          leave(before);
-          enter(state.phase);
+          Count(before, state.accepted_once, state);
         }
-      }
+        break;
+      default:
+        // Desired pod sets (the workload issue) will be a channel of their
+        // own, handled here.
+        break;
     }
-  };
+  }
+}
 
-  // Sends with faults applied (reorder holds one message per connection).
-  auto send = [&](Connection& conn, const std::string& topic, std::string& payload, int qos) {
-    auto raw = [&](const std::string& to, std::string_view bytes, int level) {
-      if (!conn.client->Publish(to, bytes, level).ok()) {
-        publish_failures_.fetch_add(1, std::memory_order_relaxed);
-        return false;
-      }
-      messages_sent_.fetch_add(1, std::memory_order_relaxed);
-      return true;
+bool EdgeSimulator::PublishRaw(Connection& conn, const std::string& topic, std::string_view payload,
+                               int qos) {
+  if (!conn.client->Publish(topic, payload, qos).ok()) {
+    publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  messages_sent_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void EdgeSimulator::Publish(Worker& worker, Connection& conn, const std::string& topic,
+                            std::string& payload, int qos) {
+  if (!options_.faults.any()) {
+    PublishRaw(conn, topic, payload, qos);
+    return;
+  }
+  FaultDecision d = conn.faults->Decide();
+  if (d.malformed) {
+    conn.faults->MakeMalformed(d.malformed_kind, payload, &worker.spare);
+    if (PublishRaw(conn, topic, worker.spare, qos)) {
+      malformed_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (d.drop) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (d.hold && !conn.holding) {
+    // Reordering: this one goes out after the connection's next message.
+    conn.holding = true;
+    conn.held_topic = &topic;
+    conn.held_qos = qos;
+    conn.held_payload.swap(payload);
+    reordered_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  PublishRaw(conn, topic, payload, qos);
+  if (d.duplicate && PublishRaw(conn, topic, payload, qos)) {
+    duplicated_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ReleaseHeld(conn);
+}
+
+void EdgeSimulator::ReleaseHeld(Connection& conn) {
+  if (!conn.holding) return;
+  conn.holding = false;
+  PublishRaw(conn, *conn.held_topic, conn.held_payload, conn.held_qos);
+}
+
+void EdgeSimulator::FillRegistration(Worker& worker, uint32_t i, protocol::Registration* r) {
+  const NodeState& state = states_[i];
+  NodeSpec& spec = worker.spec;
+  fleet_.FillNode(options_.first_index + i, state.boot, &spec);
+
+  // Swaps rather than copies: both sides keep their buffers for the next node.
+  r->node.swap(spec.name);
+  r->epoch = state.epoch;
+  r->sequence = state.sequence;
+  r->labels.clear();
+  for (auto& label : spec.labels) {
+    if (options_.send_user_labels || IsDeviceOwnedLabel(label.first)) {
+      r->labels.push_back(std::move(label));
+    }
+  }
+  r->capacity.swap(spec.capacity);
+  r->allocatable.swap(spec.allocatable);
+  r->addresses.resize(spec.addresses.size());
+  for (size_t a = 0; a < spec.addresses.size(); ++a) {
+    r->addresses[a].type.swap(spec.addresses[a].type);
+    r->addresses[a].address.swap(spec.addresses[a].address);
+  }
+  protocol::NodeInfo& info = r->node_info;
+  info.machine_id.swap(spec.machine_id);
+  info.system_uuid.swap(spec.system_uuid);
+  info.boot_id.swap(spec.boot_id);
+  info.kernel_version.swap(spec.kernel_version);
+  info.os_image.swap(spec.os_image);
+  info.container_runtime_version.swap(spec.container_runtime_version);
+  info.agent_version.swap(spec.agent_version);
+  info.operating_system.swap(spec.operating_system);
+  info.architecture.swap(spec.architecture);
+  if (r->conditions.size() != 3) {
+    r->conditions = {
+        {"MemoryPressure", "False", "AgentHasSufficientMemory", "agent has sufficient memory"},
+        {"DiskPressure", "False", "AgentHasNoDiskPressure", "agent has no disk pressure"},
+        {"PIDPressure", "False", "AgentHasSufficientPID", "agent has sufficient PID"},
     };
-    if (!options_.faults.any()) {
-      raw(topic, payload, qos);
-      return;
-    }
-    FaultDecision d = conn.faults->Decide();
-    if (d.malformed) {
-      conn.faults->MakeMalformed(d.malformed_kind, payload, &worker->spare);
-      if (raw(topic, worker->spare, qos)) malformed_.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (d.drop) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    if (d.hold && !conn.holding) {
-      conn.holding = true;
-      conn.held_topic = &topic;
-      conn.held_qos = qos;
-      conn.held_payload.swap(payload);
-      reordered_.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    raw(topic, payload, qos);
-    if (d.duplicate && raw(topic, payload, qos)) {
-      duplicated_.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (conn.holding) {
-      conn.holding = false;
-      raw(*conn.held_topic, conn.held_payload, conn.held_qos);
-    }
-  };
-  auto release_held = [&](Connection& conn) {
-    if (!conn.holding) return;
-    conn.holding = false;
-    if (conn.client->Publish(*conn.held_topic, conn.held_payload, conn.held_qos).ok()) {
-      messages_sent_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      publish_failures_.fetch_add(1, std::memory_order_relaxed);
-    }
-  };
+  }
+}
 
-  // Encodes worker->register_nodes into one message, splitting when the
-  // payload would pass the protocol's limit.
-  std::function<void(Connection&, size_t, size_t)> send_registrations =
-      [&](Connection& conn, size_t from, size_t to) {
-        protocol::RegisterMessage& message = worker->registers;
-        message.id = conn.next_message_id++;
-        message.nodes.resize(to - from);
-        for (size_t k = from; k < to; ++k) {
-          uint32_t i = worker->register_nodes[k];
-          const NodeState& state = states_[i];
-          fleet_.FillNode(options_.first_index + i, state.boot, &worker->spec);
-          NodeSpec& spec = worker->spec;
-          protocol::Registration& r = message.nodes[k - from];
-          r.node.assign(spec.name);
-          r.epoch = state.epoch;
-          r.sequence = state.sequence;
-          r.labels.clear();
-          for (auto& label : spec.labels) {
-            if (options_.send_user_labels || IsDeviceOwnedLabel(label.first)) {
-              r.labels.push_back(std::move(label));
-            }
-          }
-          r.capacity.swap(spec.capacity);
-          r.allocatable.swap(spec.allocatable);
-          r.addresses.resize(spec.addresses.size());
-          for (size_t a = 0; a < spec.addresses.size(); ++a) {
-            r.addresses[a].type.swap(spec.addresses[a].type);
-            r.addresses[a].address.swap(spec.addresses[a].address);
-          }
-          r.node_info.machine_id.swap(spec.machine_id);
-          r.node_info.system_uuid.swap(spec.system_uuid);
-          r.node_info.boot_id.swap(spec.boot_id);
-          r.node_info.kernel_version.swap(spec.kernel_version);
-          r.node_info.os_image.swap(spec.os_image);
-          r.node_info.container_runtime_version.swap(spec.container_runtime_version);
-          r.node_info.agent_version.swap(spec.agent_version);
-          r.node_info.operating_system.swap(spec.operating_system);
-          r.node_info.architecture.swap(spec.architecture);
-          if (r.conditions.size() != 3) {
-            r.conditions = {
-                {"MemoryPressure", "False", "AgentHasSufficientMemory", "enough memory"},
-                {"DiskPressure", "False", "AgentHasNoDiskPressure", "enough disk"},
-                {"PIDPressure", "False", "AgentHasSufficientPID", "enough process ids"},
-            };
-          }
-        }
-        worker->payload.clear();
-        protocol::EncodeRegister(message, conn.sender == Sender::kNode, worker->payload);
-        if (worker->payload.size() > protocol::kMaxPayloadBytes && to - from > 1) {
-          size_t mid = from + (to - from) / 2;
-          send_registrations(conn, from, mid);
-          send_registrations(conn, mid, to);
-          return;
-        }
-        worker->bytes_per_registration =
-            static_cast<double>(worker->payload.size()) / static_cast<double>(to - from);
-        send(conn, conn.register_topic, worker->payload, 1);
-      };
+void EdgeSimulator::SendRegistrations(Worker& worker, Connection& conn, size_t from, size_t to) {
+  protocol::RegisterMessage& message = worker.registers;
+  message.id = conn.next_message_id++;
+  message.nodes.resize(to - from);
+  for (size_t k = from; k < to; ++k) {
+    FillRegistration(worker, worker.register_nodes[k], &message.nodes[k - from]);
+  }
+  worker.payload.clear();
+  protocol::EncodeRegister(message, conn.sender == Sender::kNode, worker.payload);
 
-  auto flush = [&](Connection& conn, int64_t now) {
-    worker->register_nodes.clear();
-    worker->beats.clear();
-    uint64_t heartbeats = 0;
-    uint64_t registrations = 0;
-    uint64_t retried = 0;
-    for (uint32_t i = conn.begin; i < conn.end; ++i) {
-      NodeState& state = states_[i];
-      if (!NodeProtocol::Due(state, now)) continue;
-      if (state.phase == NodePhase::kAccepted && conn.faults->Restart()) {
-        leave(state.phase);
-        protocol_.Restart(&state, now);
-        enter(state.phase);
-        restarts_.fetch_add(1, std::memory_order_relaxed);
-      }
-      if (state.phase == NodePhase::kAccepted) {
-        uint32_t sequence = protocol_.SendHeartbeat(&state, now);
-        worker->beats.push_back(protocol::HeartbeatEntry{
-            .node = name_of(i), .epoch = state.epoch, .sequence = sequence, .pod_revision = {}});
-        ++heartbeats;
-        if (worker->beats.size() >= options_.batch || conn.sender == Sender::kNode) {
-          worker->payload.clear();
-          protocol::EncodeHeartbeats(worker->beats, conn.sender == Sender::kNode, worker->payload);
-          send(conn, conn.heartbeat_topic, worker->payload, 0);
-          worker->beats.clear();
-        }
-        continue;
-      }
+  // The batch size is estimated from the last payload; halve when the
+  // estimate was wrong and the payload passed the protocol's limit.
+  if (worker.payload.size() > protocol::kMaxPayloadBytes && to - from > 1) {
+    size_t middle = from + (to - from) / 2;
+    SendRegistrations(worker, conn, from, middle);
+    SendRegistrations(worker, conn, middle, to);
+    return;
+  }
+  worker.bytes_per_registration =
+      static_cast<double>(worker.payload.size()) / static_cast<double>(to - from);
+  Publish(worker, conn, conn.register_topic, worker.payload, 1);
+}
 
-      // A registration: within the rate and the pending cap.
-      bool fresh = state.phase != NodePhase::kAwaitingAck;
-      if (fresh && pending_.load(std::memory_order_relaxed) >= options_.max_pending_registrations) {
-        continue;
-      }
-      if (worker->rate > 0) {
-        if (worker->tokens < 1) continue;
-        worker->tokens -= 1;
-      }
-      if (state.attempts > 0) ++retried;
+void EdgeSimulator::SendHeartbeats(Worker& worker, Connection& conn) {
+  if (worker.beats.empty()) return;
+  worker.payload.clear();
+  protocol::EncodeHeartbeats(worker.beats, conn.sender == Sender::kNode, worker.payload);
+  Publish(worker, conn, conn.heartbeat_topic, worker.payload, 0);
+  worker.beats.clear();
+}
+
+void EdgeSimulator::Flush(Worker& worker, Connection& conn, int64_t now) {
+  worker.register_nodes.clear();
+  worker.beats.clear();
+  const bool single = conn.sender == Sender::kNode;
+  const size_t register_cap = std::clamp<size_t>(
+      static_cast<size_t>(kRegisterBudgetBytes / worker.bytes_per_registration), 1, options_.batch);
+  uint64_t heartbeats = 0;
+  uint64_t registrations = 0;
+  uint64_t retried = 0;
+
+  for (uint32_t i = conn.begin; i < conn.end; ++i) {
+    NodeState& state = states_[i];
+    if (!NodeProtocol::Due(state, now)) continue;
+
+    // A simulated restart replaces the heartbeat with a new registration.
+    if (state.phase == NodePhase::kAccepted && conn.faults->Restart()) {
       NodePhase before = state.phase;
-      protocol_.SendRegistration(&state, now, conn.rng);
-      leave(before);
-      enter(state.phase);
-      worker->register_nodes.push_back(i);
-      ++registrations;
-      size_t cap = std::clamp<size_t>(
-          static_cast<size_t>(kRegisterBudgetBytes / worker->bytes_per_registration), 1,
-          options_.batch);
-      if (conn.sender == Sender::kNode || worker->register_nodes.size() >= cap) {
-        send_registrations(conn, 0, worker->register_nodes.size());
-        worker->register_nodes.clear();
-      }
+      protocol_.Restart(&state, now);
+      Count(before, true, state);
+      restarts_.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!worker->register_nodes.empty()) {
-      send_registrations(conn, 0, worker->register_nodes.size());
-      worker->register_nodes.clear();
-    }
-    if (!worker->beats.empty()) {
-      worker->payload.clear();
-      protocol::EncodeHeartbeats(worker->beats, conn.sender == Sender::kNode, worker->payload);
-      send(conn, conn.heartbeat_topic, worker->payload, 0);
-      worker->beats.clear();
-    }
-    release_held(conn);
-    registrations_sent_.fetch_add(registrations, std::memory_order_relaxed);
-    registrations_retried_.fetch_add(retried, std::memory_order_relaxed);
-    heartbeats_sent_.fetch_add(heartbeats, std::memory_order_relaxed);
 
-    if (options_.assume_accepted && registrations > 0) {
-      // No cloud answers: accept what was just sent.
-      for (uint32_t i = conn.begin; i < conn.end; ++i) {
-        if (states_[i].phase != NodePhase::kAwaitingAck) continue;
-        apply_ack(
-            conn, i,
-            protocol::Ack{
-                .node = {}, .result = protocol::AckResult::kAccepted, .epoch = states_[i].epoch},
-            now);
-      }
+    if (state.phase == NodePhase::kAccepted) {
+      uint32_t sequence = protocol_.SendHeartbeat(&state, now);
+      worker.beats.push_back(protocol::HeartbeatEntry{
+          .node = NameOf(i), .epoch = state.epoch, .sequence = sequence, .pod_revision = {}});
+      ++heartbeats;
+      if (single || worker.beats.size() >= options_.batch) SendHeartbeats(worker, conn);
+      continue;
     }
-  };
 
-  // The loop: inboxes every tick, sends at each connection's flush time.
+    // A registration, within the pending cap and the rate.
+    bool fresh = state.phase != NodePhase::kAwaitingAck;
+    if (fresh && pending_.load(std::memory_order_relaxed) >= options_.max_pending_registrations) {
+      continue;
+    }
+    if (worker.rate > 0) {
+      if (worker.tokens < 1) continue;
+      worker.tokens -= 1;
+    }
+    if (state.attempts > 0) ++retried;
+    NodePhase before = state.phase;
+    protocol_.SendRegistration(&state, now, conn.rng);
+    Count(before, state.accepted_once, state);
+    worker.register_nodes.push_back(i);
+    ++registrations;
+    if (single || worker.register_nodes.size() >= register_cap) {
+      SendRegistrations(worker, conn, 0, worker.register_nodes.size());
+      worker.register_nodes.clear();
+    }
+  }
+  if (!worker.register_nodes.empty()) {
+    SendRegistrations(worker, conn, 0, worker.register_nodes.size());
+  }
+  SendHeartbeats(worker, conn);
+  ReleaseHeld(conn);
+  registrations_sent_.fetch_add(registrations, std::memory_order_relaxed);
+  registrations_retried_.fetch_add(retried, std::memory_order_relaxed);
+  heartbeats_sent_.fetch_add(heartbeats, std::memory_order_relaxed);
+
+  if (options_.assume_accepted && registrations > 0) {
+    // No cloud answers: accept what was just sent.
+    for (uint32_t i = conn.begin; i < conn.end; ++i) {
+      if (states_[i].phase != NodePhase::kAwaitingAck) continue;
+      ApplyAck(conn, i,
+               protocol::Ack{
+                   .node = {}, .result = protocol::AckResult::kAccepted, .epoch = states_[i].epoch},
+               now);
+    }
+  }
+}
+
+void EdgeSimulator::RunWorker(Worker* worker) {
+  const int64_t flush_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.flush_interval));
+  const int64_t tick_ms = std::min<int64_t>(flush_ms, 20);
   size_t offset = 0;
   while (true) {
     {
@@ -618,13 +625,14 @@ void EdgeSimulator::RunWorker(Worker* worker) {
                    std::max(1.0, worker->rate * (flush_ms + tick_ms) / 1000.0));
     }
     worker->last_refill_ms = now;
-
     int64_t next = now + tick_ms;
-    // Rotating the starting connection keeps a capped rate fair across them.
+
+    // Inboxes every tick, sends at each connection's flush time. Rotating
+    // the first connection keeps a capped rate fair across them.
     size_t count = worker->connections.size();
     for (size_t j = 0; j < count; ++j) {
       Connection& conn = *worker->connections[(offset + j) % count];
-      handle_inbox(conn, now);
+      HandleInbox(*worker, conn, now);
       if (conn.reconnected.exchange(false, std::memory_order_acq_rel)) {
         for (uint32_t i = conn.begin; i < conn.end; ++i) {
           protocol_.OnReconnect(&states_[i], now, conn.rng);
@@ -635,13 +643,8 @@ void EdgeSimulator::RunWorker(Worker* worker) {
             now + static_cast<int64_t>(conn.rng.Below(std::min<int64_t>(flush_ms, 200)));
       }
       if (!conn.client->connected() || now < conn.next_flush_ms) continue;
-      // Spread the connections' flushes over the interval at the start.
-      if (conn.next_flush_ms == 0) {
-        conn.next_flush_ms = now + static_cast<int64_t>(conn.rng.Below(flush_ms));
-        continue;
-      }
       conn.next_flush_ms = now + flush_ms;
-      flush(conn, now);
+      Flush(*worker, conn, now);
     }
     offset = count == 0 ? 0 : (offset + 1) % count;
 

@@ -38,6 +38,7 @@
 #include "edge/fleet_generator.h"
 #include "edge/node_state.h"
 #include "edge/sim_report.h"
+#include "mqtt-bridge/protocol.h"
 
 namespace kole::edge {
 
@@ -112,8 +113,29 @@ class EdgeSimulator {
 
   explicit EdgeSimulator(SimOptions options, FleetGenerator fleet);
   absl::Status Build();
-  void RunWorker(Worker* worker);
   int64_t NowMs() const;
+  std::string_view NameOf(uint32_t i) const;
+
+  // Worker-side steps; each touches only the connections of its worker.
+  void RunWorker(Worker* worker);
+  void HandleInbox(Worker& worker, Connection& conn, int64_t now);
+  void Flush(Worker& worker, Connection& conn, int64_t now);
+  // The local index of a node of `conn`, or -1 when it is not one of its own.
+  int64_t FindNode(const Connection& conn, std::string_view node) const;
+  void ApplyAck(Connection& conn, uint32_t i, const protocol::Ack& ack, int64_t now);
+  void FillRegistration(Worker& worker, uint32_t i, protocol::Registration* r);
+  // Encodes worker.register_nodes[from, to) as one message, or two halves
+  // when the payload would pass the protocol's limit.
+  void SendRegistrations(Worker& worker, Connection& conn, size_t from, size_t to);
+  void SendHeartbeats(Worker& worker, Connection& conn);
+  // Publishes with the connection's faults applied.
+  void Publish(Worker& worker, Connection& conn, const std::string& topic, std::string& payload,
+               int qos);
+  bool PublishRaw(Connection& conn, const std::string& topic, std::string_view payload, int qos);
+  void ReleaseHeld(Connection& conn);
+  // Keeps the phase gauges and the registered count in step with a node
+  // that went from `before` to `state`.
+  void Count(NodePhase before, bool was_registered, const NodeState& state);
 
   const SimOptions options_;
   const FleetGenerator fleet_;

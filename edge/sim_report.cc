@@ -12,21 +12,21 @@ std::string ProgressLine(const SimCounters& now, const SimCounters& before, doub
   return fmt::format(
       "registered {}/{} (sent {}, retried {}) | heartbeats/s {:.0f} | messages/s {:.0f} | "
       "connections {}/{} up",
-      now.accepted, now.nodes, now.registrations_sent, now.registrations_retried,
+      now.registered, now.nodes, now.registrations_sent, now.registrations_retried,
       rate(now.heartbeats_sent, before.heartbeats_sent),
       rate(now.messages_sent, before.messages_sent), now.connections_up, now.connections);
 }
 
 std::string StatusText(const SimCounters& c, bool all_registered) {
   return fmt::format(
-      "nodes={}\nconnections={}\nconnectionsUp={}\naccepted={}\nrejected={}\n"
+      "nodes={}\nconnections={}\nconnectionsUp={}\nregistered={}\naccepted={}\nrejected={}\n"
       "registrationsSent={}\nregistrationsRetried={}\nacksReceived={}\nheartbeatsSent={}\n"
       "messagesSent={}\npublishFailures={}\nresyncs={}\nrestarts={}\ndropped={}\n"
       "duplicated={}\nreordered={}\nmalformed={}\nallRegistered={}\n",
-      c.nodes, c.connections, c.connections_up, c.accepted, c.rejected, c.registrations_sent,
-      c.registrations_retried, c.acks_received, c.heartbeats_sent, c.messages_sent,
-      c.publish_failures, c.resyncs, c.restarts, c.dropped, c.duplicated, c.reordered, c.malformed,
-      all_registered ? "true" : "false");
+      c.nodes, c.connections, c.connections_up, c.registered, c.accepted, c.rejected,
+      c.registrations_sent, c.registrations_retried, c.acks_received, c.heartbeats_sent,
+      c.messages_sent, c.publish_failures, c.resyncs, c.restarts, c.dropped, c.duplicated,
+      c.reordered, c.malformed, all_registered ? "true" : "false");
 }
 
 std::string FigureValue(double value) {
@@ -52,7 +52,7 @@ std::vector<std::string> FigureLines(const SimSummary& s) {
   add("sim.nodes_per_connection",
       c.connections == 0 ? 0 : static_cast<double>(c.nodes) / static_cast<double>(c.connections),
       "nodes");
-  add("sim.registered", c.accepted, "nodes");
+  add("sim.registered", c.registered, "nodes");
   if (s.register_seconds >= 0) add("sim.register_seconds", s.register_seconds, "s");
   add("sim.registrations_sent", c.registrations_sent, "messages");
   add("sim.registrations_retried", c.registrations_retried, "messages");

@@ -18,8 +18,9 @@ struct SimCounters {
   uint64_t nodes = 0;
   uint64_t connections = 0;
   uint64_t connections_up = 0;
-  uint64_t accepted = 0;  // Nodes whose registration is accepted now.
-  uint64_t rejected = 0;  // Nodes refused for good, tombstoned or deregistered now.
+  uint64_t registered = 0;  // Nodes accepted at least once.
+  uint64_t accepted = 0;    // Nodes whose registration is accepted now.
+  uint64_t rejected = 0;    // Nodes refused for good, tombstoned or deregistered now.
   uint64_t registrations_sent = 0;
   uint64_t registrations_retried = 0;  // Sent again after a timeout or a kRetry.
   uint64_t acks_received = 0;

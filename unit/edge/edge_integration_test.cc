@@ -165,7 +165,52 @@ TEST_F(EdgeIntegrationTest, SimRestartsBumpEpochAndBootId) {
   ASSERT_TRUE(sim->Wait(absl::Seconds(10)).has_value());
   for (const auto& [name, record] : cloud->Snapshot()) {
     EXPECT_EQ(record.order_violations, 0u) << name << ": (epoch, seq) went backwards";
+    if (record.epoch > 10) {
+      EXPECT_EQ(record.boot_ids.size(), record.epoch - 10 + 1)
+          << name << ": every restart comes with a new boot id";
+    }
   }
+}
+
+TEST_F(EdgeIntegrationTest, SimObeysResyncAndDeregisterOnTheGatewayControlTopic) {
+  auto cloud = StartCloud();
+  auto sim = StartSim({"--nodes", "20", "--epoch", "3"}, "sim");
+  ASSERT_TRUE(cloud->WaitFor([](const TestCloud& c) { return c.NodesWithHeartbeats(2) == 20; },
+                             absl::Seconds(20)))
+      << sim->Stderr();
+  std::map<std::string, NodeRecord> before = cloud->Snapshot();
+  std::vector<std::string> names;
+  for (const auto& [name, record] : before) names.push_back(name);
+  const std::string gateway = before.begin()->second.via;
+  cloud->SendControl(protocol::Sender::kGateway, gateway,
+                     protocol::ControlMessage{.action = protocol::ControlAction::kResync,
+                                              .nodes = {names[0], names[1], "not-my-node"},
+                                              .reason = "Test"});
+  cloud->SendControl(protocol::Sender::kGateway, gateway,
+                     protocol::ControlMessage{.action = protocol::ControlAction::kDeregister,
+                                              .nodes = {names[2]},
+                                              .reason = "Deleted"});
+  ASSERT_TRUE(cloud->WaitFor(
+      [&](const TestCloud& c) {
+        return c.nodes().at(names[0]).registrations == 2 &&
+               c.nodes().at(names[1]).registrations == 2;
+      },
+      absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(300));
+  uint32_t silenced = cloud->Snapshot().at(names[2]).heartbeats;
+  absl::SleepFor(absl::Milliseconds(2500));
+  std::map<std::string, NodeRecord> after = cloud->Snapshot();
+  EXPECT_EQ(after.at(names[2]).heartbeats, silenced) << "a deregistered node goes quiet";
+  EXPECT_GT(after.at(names[3]).heartbeats, before.at(names[3]).heartbeats + 1);
+  for (int k : {0, 1}) {
+    EXPECT_EQ(after.at(names[k]).epoch, 3u) << "a resync stays in the epoch";
+    EXPECT_GT(after.at(names[k]).heartbeats, before.at(names[k]).heartbeats)
+        << "heartbeats resume once the resync is acknowledged";
+    EXPECT_EQ(after.at(names[k]).order_violations, 0u);
+  }
+  EXPECT_EQ(after.at(names[4]).registrations, 1u) << "other nodes are left alone";
+  sim->Signal(SIGTERM);
+  ASSERT_TRUE(sim->Wait(absl::Seconds(10)).has_value());
 }
 
 TEST_F(EdgeIntegrationTest, HeartbeatsResumeAfterTheBrokerRestarts) {

@@ -196,6 +196,7 @@ void TestCloud::Handle(const protocol::MqttMessage& message) {
         ++record.registrations;
         record.last_registration_sequence = r.sequence;
         record.boot_id = r.node_info.boot_id;
+        record.boot_ids.insert(r.node_info.boot_id);
         if (std::pair(r.epoch, r.sequence) > std::pair(record.epoch, record.last_sequence)) {
           record.epoch = r.epoch;
           record.last_sequence = r.sequence;

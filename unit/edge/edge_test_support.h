@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,7 @@ struct NodeRecord {
   bool heartbeat_before_accept = false;
   uint32_t order_violations = 0;  // A message not newer than the last one.
   std::string boot_id;
+  std::set<std::string> boot_ids;  // Every boot id registered.
 };
 
 class TestCloud {

@@ -25,7 +25,7 @@ TEST(SimReport, FigureLinesNameEveryHeadlineFigure) {
   SimSummary summary;
   summary.counters.nodes = 1000;
   summary.counters.connections = 4;
-  summary.counters.accepted = 1000;
+  summary.counters.registered = 1000;
   summary.counters.registrations_retried = 12;
   summary.register_seconds = 2.5;
   summary.heartbeats_per_second = 100;
@@ -53,7 +53,7 @@ TEST(SimReport, RegisterSecondsOnlyWhenEveryNodeRegistered) {
 TEST(SimReport, ProgressLineShowsRatesBetweenSnapshots) {
   SimCounters before{.nodes = 10, .heartbeats_sent = 100, .messages_sent = 10};
   SimCounters now = before;
-  now.accepted = 7;
+  now.registered = 7;
   now.connections = 2;
   now.connections_up = 1;
   now.heartbeats_sent = 300;
@@ -66,9 +66,9 @@ TEST(SimReport, ProgressLineShowsRatesBetweenSnapshots) {
 }
 
 TEST(SimReport, StatusTextIsKeyValueLines) {
-  SimCounters counters{.nodes = 5, .accepted = 5};
+  SimCounters counters{.nodes = 5, .registered = 5, .accepted = 4};
   std::string text = StatusText(counters, true);
-  EXPECT_THAT(text, HasSubstr("\naccepted=5\n"));
+  EXPECT_THAT(text, HasSubstr("\nregistered=5\naccepted=4\n"));
   EXPECT_THAT(text, HasSubstr("allRegistered=true\n"));
   EXPECT_THAT(text, ::testing::StartsWith("nodes=5\n"));
 }
