@@ -237,6 +237,22 @@ TEST_F(EdgeIntegrationTest, HeartbeatsResumeAfterTheBrokerRestarts) {
   ASSERT_TRUE(sim->Wait(absl::Seconds(10)).has_value());
 }
 
+TEST_F(EdgeIntegrationTest, RegistrationsLostInABrokerOutageAreRetriedUntilAcknowledged) {
+  // No cloud listens at first: every registration is lost. Then the broker
+  // goes away for two seconds and comes back empty (no persistence).
+  auto sim = StartSim({"--nodes", "200", "--exit-when-registered"}, "sim");
+  absl::SleepFor(absl::Seconds(1));
+  broker_->Stop();
+  absl::SleepFor(absl::Seconds(2));
+  ASSERT_TRUE(broker_->Start());
+  auto cloud = StartCloud();
+  std::optional<int> code = sim->Wait(absl::Seconds(30));
+  ASSERT_TRUE(code.has_value()) << sim->Stderr();
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(sim->Stdout(), HasSubstr("figure sim.registered 200 nodes"));
+  EXPECT_EQ(cloud->Snapshot().size(), 200u);
+}
+
 class AgentIntegrationTest : public EdgeIntegrationTest {
  protected:
   std::unique_ptr<Process> StartAgent(const std::string& name,
@@ -332,6 +348,26 @@ TEST_F(AgentIntegrationTest, AgentAnswersResyncWithARegistrationInTheSameEpoch) 
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ(cloud->Snapshot().at("pi-lab-07").heartbeats, silenced)
       << "a deregistered node sends nothing more";
+  agent->Signal(SIGTERM);
+  ASSERT_TRUE(agent->Wait(absl::Seconds(10)).has_value());
+}
+
+TEST_F(AgentIntegrationTest, AgentWithCloudEpochAdoptsTheAcknowledgedEpoch) {
+  // TestCloud answers epoch 0 with epoch 100.
+  auto cloud = StartCloud();
+  auto agent = StartAgent("agent", {"--cloud-epoch"});
+  ASSERT_TRUE(cloud->WaitFor(
+      [](const TestCloud& c) {
+        auto it = c.nodes().find("pi-lab-07");
+        return it != c.nodes().end() && it->second.heartbeats >= 2;
+      },
+      absl::Seconds(15)))
+      << agent->Stderr();
+  NodeRecord record = cloud->Snapshot().at("pi-lab-07");
+  EXPECT_EQ(record.epoch, 100u) << "heartbeats carry the cloud's epoch";
+  EXPECT_EQ(record.order_violations, 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/agent-state/state"))
+      << "a device without storage writes no state";
   agent->Signal(SIGTERM);
   ASSERT_TRUE(agent->Wait(absl::Seconds(10)).has_value());
 }
