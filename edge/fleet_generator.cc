@@ -526,6 +526,19 @@ void FleetGenerator::FillNode(uint64_t index, uint32_t boot, NodeSpec* node) con
   node->addresses[1].address.assign(name);
 }
 
+void FleetGenerator::WriteName(uint64_t index, std::string* out) const {
+  assert(index < kMaxNodes);
+  // The same first two draws as FillNode(), which decide site and hardware.
+  Stream stream(Mix64(index ^ node_key_));
+  const Site& site = sites_[Uniform(stream.Next(), sites_.size())];
+  const Hardware& hardware = hardware_[Pick(hardware_cdf_, stream.Next())];
+  out->assign(site.name);
+  out->push_back('-');
+  out->append(hardware.name);
+  out->push_back('-');
+  AppendHex(Perm32(static_cast<uint32_t>(index) ^ name_key_), 8, out);
+}
+
 void FleetGenerator::WriteBootId(uint64_t index, uint32_t boot, std::string* out) const {
   const uint32_t index32 = static_cast<uint32_t>(index);
   const uint64_t per_node = Mix64(index ^ boot_key_);

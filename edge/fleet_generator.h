@@ -162,6 +162,10 @@ class FleetGenerator {
   // are reused; every field of *node is overwritten. REQUIRES: index < kMaxNodes.
   void FillNode(uint64_t index, uint32_t boot, NodeSpec* node) const;
 
+  // Just the name of Node(index), written into *out (its buffer reused), for a
+  // simulator that keeps names rather than whole nodes. REQUIRES: index < kMaxNodes.
+  void WriteName(uint64_t index, std::string* out) const;
+
   // Just the boot_id of Node(index, boot), for a simulator that restarts a
   // node it has already registered. REQUIRES: index < kMaxNodes.
   std::string BootId(uint64_t index, uint32_t boot) const;

@@ -168,6 +168,15 @@ TEST(FleetGenerator, FillNodeOverwritesEveryFieldOfAReusedNode) {
   EXPECT_EQ(node, fleet.Node(5));
 }
 
+TEST(FleetGenerator, WriteNameMatchesTheNodesName) {
+  FleetGenerator fleet = MustCreate(FleetOptions{.seed = 11});
+  std::string name = "stale and longer than any generated name, to see it overwritten";
+  for (uint64_t i : {uint64_t{0}, uint64_t{1}, uint64_t{999}, uint64_t{123456}}) {
+    fleet.WriteName(i, &name);
+    EXPECT_EQ(name, fleet.Node(i).name) << "index " << i;
+  }
+}
+
 TEST(FleetGenerator, IdentifiersAreUniqueOver200kNodes) {
   FleetGenerator fleet = MustCreate();
   std::vector<std::string> names, machine_ids, system_uuids, boot_ids, ips;
