@@ -36,6 +36,22 @@ void AppendLabels(std::string& out, const Labels& labels, std::string_view extra
   out += '}';
 }
 
+// HELP text escapes backslash and newline (text format 0.0.4); a raw newline
+// would end the line and break the whole exposition.
+std::string EscapeHelp(std::string_view help) {
+  std::string escaped;
+  for (char c : help) {
+    if (c == '\\') {
+      escaped += "\\\\";
+    } else if (c == '\n') {
+      escaped += "\\n";
+    } else {
+      escaped += c;
+    }
+  }
+  return escaped;
+}
+
 std::string FormatDouble(double value) {
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   if (std::isnan(value)) return "NaN";
@@ -51,8 +67,12 @@ Histogram::Histogram(std::vector<double> upper_bounds)
 }
 
 void Histogram::Observe(double value) {
-  size_t bucket =
-      std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) - upper_bounds_.begin();
+  // NaN compares false with every bound; like the Prometheus clients, count
+  // it in +Inf only.
+  size_t bucket = std::isnan(value)
+                      ? upper_bounds_.size()
+                      : std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) -
+                            upper_bounds_.begin();
   counts_[bucket].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   // Negative values and NaN add nothing; a huge value or infinity saturates
@@ -139,8 +159,8 @@ std::string MetricsRegistry::Render() const {
     std::string_view type = family.type == Type::kCounter ? "counter"
                             : family.type == Type::kGauge ? "gauge"
                                                           : "histogram";
-    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, family.help, name,
-                   type);
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name,
+                   EscapeHelp(family.help), name, type);
     for (const auto& series : family.series) {
       if (series->histogram) {
         Histogram::Snapshot snapshot = series->histogram->Read();

@@ -80,6 +80,17 @@ TEST(MetricsRegistry, LabelValuesEscapeBackslashQuoteAndNewline) {
   EXPECT_THAT(registry.Render(), HasSubstr("kole_c_total{path=\"a\\\\b\\\"c\\nd\"} 0\n"));
 }
 
+// Regression: HELP text went out raw, so a newline in it ended the line and
+// the rest failed to parse as the text format.
+TEST(MetricsRegistry, HelpTextEscapesBackslashAndNewline) {
+  MetricsRegistry registry;
+  registry.AddCounter("kole_c_total", "Line one\nline two, a \\ too.");
+  EXPECT_EQ(registry.Render(),
+            "# HELP kole_c_total Line one\\nline two, a \\\\ too.\n"
+            "# TYPE kole_c_total counter\n"
+            "kole_c_total 0\n");
+}
+
 TEST(MetricsRegistry, SameNameAndLabelsReturnTheSameCounter) {
   MetricsRegistry registry;
   Counter* first = registry.AddCounter("kole_c_total", "C.", {{"a", "1"}, {"b", "2"}});
@@ -175,6 +186,14 @@ TEST(Histogram, InfinityAndNaNAreCountedWithoutCorruptingTheSum) {
   EXPECT_EQ(snapshot.cumulative_counts.back(), 4u);
   EXPECT_TRUE(std::isfinite(snapshot.sum));
   EXPECT_GE(snapshot.sum, 0.5);
+}
+
+// Regression: NaN compared false with every bound and landed in the first
+// bucket; the Prometheus clients count it in +Inf only.
+TEST(Histogram, NaNCountsOnlyInTheInfBucket) {
+  Histogram histogram({1, 2});
+  histogram.Observe(NAN);
+  EXPECT_THAT(histogram.Read().cumulative_counts, ElementsAre(0, 0, 1));
 }
 
 TEST(Histogram, LatencyBucketsAreIncreasing) {
