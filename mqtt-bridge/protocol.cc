@@ -219,7 +219,7 @@ class HeartbeatHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
       entries_->emplace_back();
       return true;
     }
-    return Fail(DecodeError::kWrongType);
+    return Fail(WrongValue(key_));
   }
   bool EndObject(rapidjson::SizeType) { return EndContainer(); }
 
@@ -233,7 +233,7 @@ class HeartbeatHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
       key_ = Key::kNone;
       return true;
     }
-    return Fail(depth_ == 1 ? DecodeError::kMalformed : DecodeError::kWrongType);
+    return Fail(depth_ == 1 ? DecodeError::kMalformed : WrongValue(key_));
   }
   bool EndArray(rapidjson::SizeType) {
     if (skip_depth_ == 0 && depth_ == 2) in_beats_ = false;

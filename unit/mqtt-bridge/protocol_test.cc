@@ -488,7 +488,7 @@ TEST(ProtocolDecode, SharedBodyDecodesEverywhere) {
 
 TEST(ProtocolDecode, VersionOtherThanIntegerOneIsUnsupported) {
   for (const NamedDecoder& decoder : AllDecoders()) {
-    for (std::string_view version : {"2", "0", "-1", "\"1\"", "1.0", "true", "null"}) {
+    for (std::string_view version : {"2", "0", "-1", "\"1\"", "1.0", "true", "null", "{}", "[1]"}) {
       EXPECT_EQ(decoder.decode(SharedBody(version)), DecodeError::kUnsupportedVersion)
           << decoder.name << " v=" << version;
     }
