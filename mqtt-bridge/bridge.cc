@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 
 #include "common/log.h"
@@ -149,6 +150,10 @@ struct Bridge::Metrics {
                                    "Nodes marked Ready=Unknown after the grace period.");
     disconnected = registry->AddCounter("kole_bridge_nodes_disconnected_total",
                                         "Nodes marked disconnected by a last-will message.");
+    wills_discarded = registry->AddCounter(
+        "kole_bridge_wills_discarded_total",
+        "Last wills not applied because the bridge's own broker connection dropped right "
+        "after them (a broker shutting down sends the will of every client).");
     holding = registry->AddGauge("kole_bridge_transitions_held",
                                  "Nodes past the grace period whose transition is held back "
                                  "(a mass transition, or the cloud side unhealthy).");
@@ -176,6 +181,7 @@ struct Bridge::Metrics {
   metrics::Counter* controls[2] = {};
   metrics::Counter* expired = nullptr;
   metrics::Counter* disconnected = nullptr;
+  metrics::Counter* wills_discarded = nullptr;
   metrics::Gauge* holding = nullptr;
   metrics::Histogram* apply_seconds = nullptr;
   metrics::Histogram* queue_wait_seconds = nullptr;
@@ -279,6 +285,14 @@ class Bridge::Applier {
     uint32_t name_offset, name_size;
     uint32_t gateway_offset, gateway_size;
     uint32_t epoch, sequence;
+  };
+  struct PendingWill {
+    Sender sender;
+    std::string id;
+    uint32_t epoch;
+    absl::Time received;
+    int64_t heard_since;
+    uint64_t generation;
   };
   struct ResyncEntry {
     absl::Time first_seen;
@@ -399,21 +413,48 @@ class Bridge::Applier {
       Drop(protocol::DecodeErrorName(error), message.topic, "will payload refused");
       return;
     }
-    if (topic.sender == Sender::kGateway) {
-      absl::StatusOr<size_t> changed = bridge_->store_->MarkGatewayDisconnected(topic.id);
-      if (changed.ok()) {
-        bridge_->metrics_->disconnected->Add(*changed);
-        KOLE_VLOG(2, "Gateway disconnected", "gateway", topic.id, "nodes", *changed);
+    wills_.push_back(PendingWill{
+        .sender = topic.sender,
+        .id = std::string(topic.id),
+        .epoch = will.epoch,
+        .received = message.received,
+        // A heartbeat in a later second than the will means the device is back.
+        .heard_since = bridge_->store_->MonotonicSeconds() + 1,
+        .generation = bridge_->ConnectionGeneration(),
+    });
+    ApplyDueWills(message.received);
+  }
+
+ public:
+  // Applies wills whose delay has passed; drops those that arrived just
+  // before the bridge lost its own connection.
+  void ApplyDueWills(absl::Time now) {
+    while (!wills_.empty() && now - wills_.front().received >= bridge_->options_.will_delay) {
+      PendingWill will = std::move(wills_.front());
+      wills_.pop_front();
+      if (will.generation != bridge_->ConnectionGeneration()) {
+        bridge_->metrics_->wills_discarded->Add();
+        continue;
       }
-      return;
-    }
-    absl::Status status = bridge_->store_->MarkDisconnected(topic.id, will.epoch);
-    if (status.ok()) {
-      bridge_->metrics_->disconnected->Add();
-      KOLE_VLOG(3, "Node disconnected", "node", topic.id);
+      if (will.sender == Sender::kGateway) {
+        absl::StatusOr<size_t> changed =
+            bridge_->store_->MarkGatewayDisconnected(will.id, will.heard_since);
+        if (changed.ok()) {
+          bridge_->metrics_->disconnected->Add(*changed);
+          KOLE_VLOG(2, "Gateway disconnected", "gateway", will.id, "nodes", *changed);
+        }
+        continue;
+      }
+      absl::Status status =
+          bridge_->store_->MarkDisconnected(will.id, will.epoch, will.heard_since);
+      if (status.ok()) {
+        bridge_->metrics_->disconnected->Add();
+        KOLE_VLOG(3, "Node disconnected", "node", will.id);
+      }
     }
   }
 
+ private:
   // A heartbeat for a node or epoch the store does not know. Most are a
   // registration still behind it in the stream; one that persists gets a
   // resync (or, for a deleted node, a deregistration), rate-limited.
@@ -482,6 +523,7 @@ class Bridge::Applier {
   protocol::RegisterMessage register_;
   storage::Node node_;
 
+  std::deque<PendingWill> wills_;
   absl::flat_hash_map<std::string, ResyncEntry> resync_;
   double tokens_;  // Resync budget: a token bucket that starts full.
   absl::Time last_refill_ = absl::Now();
@@ -648,10 +690,13 @@ void Bridge::ApplyLoop() {
     batch.clear();
     {
       absl::MutexLock lock(&queue_mu_);
-      queue_mu_.Await(absl::Condition(
-          +[](Bridge* self)
-               ABSL_NO_THREAD_SAFETY_ANALYSIS { return !self->queue_.empty() || self->stopping_; },
-          this));
+      // Wakes at least every 250 ms while wills wait for their delay.
+      queue_mu_.AwaitWithTimeout(absl::Condition(
+                                     +[](Bridge* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                       return !self->queue_.empty() || self->stopping_;
+                                     },
+                                     this),
+                                 absl::Milliseconds(250));
       if (queue_.empty() && stopping_) return;
       size_t take = std::min(queue_.size(), options_.apply_batch);
       for (size_t i = 0; i < take; ++i) {
@@ -661,6 +706,8 @@ void Bridge::ApplyLoop() {
     }
 
     absl::Time start = absl::Now();
+    applier_->ApplyDueWills(start);
+    if (batch.empty()) continue;
     metrics_->queue_wait_seconds->Observe(absl::ToDoubleSeconds(start - batch.front().received));
     for (const Inbound& message : batch) applier_->Handle(message);
     applier_->FlushHeartbeats(start);
@@ -751,6 +798,12 @@ void Bridge::Drain() {
 }
 
 bool Bridge::QueueHasRoom() const { return queue_.size() < options_.queue_capacity || stopping_; }
+
+uint64_t Bridge::ConnectionGeneration() const {
+  uint64_t losses = 0;
+  for (const auto& consumer : consumers_) losses += consumer->stats().connection_losses;
+  return losses;
+}
 
 bool Bridge::CloudHealthy(absl::Time now) const {
   if (options_.connect) {

@@ -85,6 +85,12 @@ struct BridgeOptions {
   // After a drop for lack of room, the cloud counts as shedding this long.
   absl::Duration shedding_window = absl::Seconds(10);
 
+  // A last will is applied only after this delay, and only if the bridge's
+  // own connection stayed up meanwhile: a broker that shuts down sends the
+  // will of every client it drops, which must not mark the fleet NotReady.
+  // A node heard from after its will arrived is left alone.
+  absl::Duration will_delay = absl::Seconds(3);
+
   // A heartbeat from an epoch or node the store does not know asks the device
   // for its full state once the mismatch has lasted this long (a registration
   // may simply be behind it in the stream), at most resync_per_second overall
@@ -155,6 +161,8 @@ class Bridge {
   void LivenessLoop();
   void DeregisterLoop();
   bool CloudHealthy(absl::Time now) const;
+  // Grows each time a consumer connection is lost.
+  uint64_t ConnectionGeneration() const;
   void Publish(const std::string& topic, const std::string& payload, std::string_view channel);
 
   const BridgeOptions options_;

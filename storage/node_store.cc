@@ -550,17 +550,22 @@ absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
   return absl::OkStatus();
 }
 
-absl::Status NodeStore::MarkDisconnected(std::string_view name, uint32_t epoch) {
+int64_t NodeStore::MonotonicSeconds() const { return clock_->MonotonicSeconds(); }
+
+absl::Status NodeStore::MarkDisconnected(std::string_view name, uint32_t epoch,
+                                         int64_t heard_since) {
   absl::MutexLock lock(&mu_);
   absl::Status writable = CheckWritableLocked();
   if (!writable.ok()) return writable;
   uint32_t slot = FindLocked(name);
   if (slot == kNoSlot) return absl::NotFoundError(fmt::format("node {:?} not found", name));
   if (epoch != 0 && records_[slot].epoch != epoch) return absl::OkStatus();
+  if (static_cast<int64_t>(records_[slot].last_seen_s) >= heard_since) return absl::OkStatus();
   return MarkDisconnectedLocked(slot, clock_->WallSeconds());
 }
 
-absl::StatusOr<size_t> NodeStore::MarkGatewayDisconnected(std::string_view gateway) {
+absl::StatusOr<size_t> NodeStore::MarkGatewayDisconnected(std::string_view gateway,
+                                                          int64_t heard_since) {
   if (gateway.empty()) return absl::InvalidArgumentError("a gateway name is needed");
   absl::MutexLock lock(&mu_);
   absl::Status writable = CheckWritableLocked();
@@ -570,6 +575,7 @@ absl::StatusOr<size_t> NodeStore::MarkGatewayDisconnected(std::string_view gatew
   for (uint32_t slot = 0; slot < records_.size(); ++slot) {
     const NodeRecord& record = records_[slot];
     if ((record.flags & kDeleted) || !(record.flags & kConnected)) continue;
+    if (static_cast<int64_t>(record.last_seen_s) >= heard_since) continue;
     if (codec_.Gateway(record) != gateway) continue;
     absl::Status status = MarkDisconnectedLocked(slot, now);
     if (!status.ok()) return status;

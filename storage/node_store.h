@@ -204,12 +204,19 @@ class NodeStore {
 
   // Ready=Unknown at once and connected=false (a last-will message). With a
   // non-zero `epoch`, only if the node is still in that epoch: a late will of
-  // a connection the device has since replaced changes nothing.
-  absl::Status MarkDisconnected(std::string_view name, uint32_t epoch = 0);
+  // a connection the device has since replaced changes nothing. A node heard
+  // from at or after `heard_since` (MonotonicSeconds()) is back already and
+  // is left alone.
+  absl::Status MarkDisconnected(std::string_view name, uint32_t epoch = 0,
+                                int64_t heard_since = INT64_MAX);
 
   // MarkDisconnected for every connected node registered through `gateway`
   // (the gateway's last will). Returns how many changed.
-  absl::StatusOr<size_t> MarkGatewayDisconnected(std::string_view gateway);
+  absl::StatusOr<size_t> MarkGatewayDisconnected(std::string_view gateway,
+                                                 int64_t heard_since = INT64_MAX);
+
+  // The store clock's monotonic seconds, the time base of liveness.
+  int64_t MonotonicSeconds() const;
 
   // Nodes whose device connection is up (status.edge.connected).
   size_t CountConnected() const;

@@ -87,6 +87,7 @@ class BridgeTest : public ::testing::Test {
     options.connect = false;
     options.publisher = &publisher_;
     options.liveness_interval = absl::Hours(1);  // Tests call CheckLiveness().
+    if (options.will_delay == BridgeOptions().will_delay) options.will_delay = absl::ZeroDuration();
     registry_ = std::make_unique<metrics::MetricsRegistry>();
     absl::StatusOr<std::unique_ptr<Bridge>> bridge =
         Bridge::Create(std::move(options), store_.get(), registry_.get());
@@ -269,6 +270,42 @@ TEST_F(BridgeTest, WillMarksTheNodeDisconnectedUnlessItIsFromAnOldEpoch) {
   Send("kole/v1/nodes/edge-1/heartbeat", Heartbeat(epoch, 2));
   bridge_->Drain();
   EXPECT_EQ(store_->Get("edge-1")->ready, storage::ConditionStatus::kTrue);
+}
+
+TEST_F(BridgeTest, WillOfANodeThatIsBackAlreadyChangesNothing) {
+  BridgeOptions options;
+  options.will_delay = absl::Milliseconds(300);
+  Open({}, options);
+  bridge_->Start();
+  uint32_t epoch = RegisterNode("edge-1");
+
+  // The will waits out its delay; meanwhile the device reconnects and beats.
+  Send("kole/v1/nodes/edge-1/will", R"({"v":1})");
+  bridge_->Drain();
+  clock_.Advance(1);
+  Send("kole/v1/nodes/edge-1/heartbeat", Heartbeat(epoch, 2));
+  bridge_->Drain();
+  absl::SleepFor(absl::Milliseconds(800));
+
+  EXPECT_TRUE(store_->Get("edge-1")->edge.connected);
+  EXPECT_EQ(store_->Get("edge-1")->ready, storage::ConditionStatus::kTrue);
+}
+
+TEST_F(BridgeTest, WillIsAppliedAfterItsDelay) {
+  BridgeOptions options;
+  options.will_delay = absl::Milliseconds(300);
+  Open({}, options);
+  bridge_->Start();
+  RegisterNode("edge-1");
+  Send("kole/v1/nodes/edge-1/will", R"({"v":1})");
+  bridge_->Drain();
+  EXPECT_TRUE(store_->Get("edge-1")->edge.connected);
+
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (store_->Get("edge-1")->edge.connected && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(store_->Get("edge-1")->edge.connected);
 }
 
 TEST_F(BridgeTest, GatewayWillDisconnectsEveryNodeBehindIt) {
