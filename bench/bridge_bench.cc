@@ -1,5 +1,7 @@
-// kole-bench-bridge, in-process part: the bridge's own ceiling with the
-// broker taken out. Seeded nodes from the shared fleet generator are encoded
+// kole-bench-bridge: the MQTT bridge at fleet scale, in two parts.
+//
+// In process (--mode inprocess): the bridge's own ceiling with the broker
+// taken out. Seeded nodes from the shared fleet generator are encoded
 // as the protocol's gateway messages and handed to Bridge::Deliver() exactly
 // as a consumer connection would; replies go to a counting publisher.
 //
@@ -8,11 +10,16 @@
 //   2. heartbeats for --seconds: gateway batches and, separately, one node per
 //      message (the per-message cost that bounds a fleet without gateways).
 //
-// The end-to-end figures through mosquitto come from the same binary's
-// companion run with kole-edge-sim (docs/benchmarks.md).
+// Through mosquitto (--mode mosquitto): a real broker on a loopback port,
+// the bridge connected to it as in kole-apiserver, and kole-edge-sim
+// simulating the fleet over gateway connections: the time until every node is
+// durable and acknowledged, then the sustained heartbeat rate at the consumer
+// and how much of what the simulator sent never reached the store.
 //
 // Every figure is printed as `figure NAME VALUE UNIT` on a line of its own.
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +27,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +37,7 @@
 #include "edge/fleet_generator.h"
 #include "mqtt-bridge/bridge.h"
 #include "mqtt-bridge/protocol.h"
+#include "unit/testing/mosquitto_server.h"
 
 namespace kole::bench {
 namespace {
@@ -85,29 +95,33 @@ double Counter(const metrics::MetricsRegistry& registry, std::string_view series
   return at == std::string::npos ? 0 : std::stod(text.substr(at + needle.size()));
 }
 
-int Run(int argc, char** argv) {
-  CLI::App app{"kole-bench-bridge: the MQTT bridge's ceiling in process (no broker)"};
+struct BenchOptions {
   uint64_t nodes = 1'000'000;
   size_t batch = 500;
   double seconds = 10;
   std::string data_dir;
-  app.add_option("--nodes", nodes, "Fleet size")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
-  app.add_option("--batch", batch, "Nodes per gateway message")
-      ->check(CLI::Range(size_t{1}, protocol::kMaxBatchNodes));
-  app.add_option("--seconds", seconds, "Duration of each heartbeat phase")
-      ->check(CLI::Range(1.0, 600.0));
-  app.add_option("--data-dir", data_dir, "Store directory (default: a fresh temporary one)");
-  CLI11_PARSE(app, argc, argv);
-  log::SetVerbosity(0);
+  uint64_t connections = 1000;
+  double heartbeat_interval = 10;
+  int consumers = 1;
+};
 
+std::string FreshDir(const std::string& data_dir, const char* name) {
   std::string dir = data_dir;
   if (dir.empty()) {
-    dir =
-        (std::filesystem::temp_directory_path() / ("kole-bench-bridge-" + std::to_string(getpid())))
-            .string();
+    dir = (std::filesystem::temp_directory_path() / fmt::format("kole-bench-{}-{}", name, getpid()))
+              .string();
   }
   std::filesystem::remove_all(dir);
+  return dir;
+}
+
+int RunInProcess(const BenchOptions& bench) {
+  const uint64_t nodes = bench.nodes;
+  const size_t batch = bench.batch;
+  const double seconds = bench.seconds;
+  const std::string& data_dir = bench.data_dir;
+
+  std::string dir = FreshDir(data_dir, "bridge");
   absl::StatusOr<std::unique_ptr<storage::NodeStore>> store =
       storage::NodeStore::Open({.data_dir = dir});
   if (!store.ok()) {
@@ -236,6 +250,168 @@ int Run(int argc, char** argv) {
   store->reset();
   if (data_dir.empty()) std::filesystem::remove_all(dir);
   return 0;
+}
+
+// key=value lines of the simulator's --status-file.
+std::map<std::string, double> ReadStatus(const std::string& path) {
+  std::map<std::string, double> status;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    char* end = nullptr;
+    double value = std::strtod(line.c_str() + eq + 1, &end);
+    if (end != line.c_str() + eq + 1) status[line.substr(0, eq)] = value;
+  }
+  return status;
+}
+
+int RunThroughMosquitto(const BenchOptions& bench) {
+  testing::MosquittoServer broker({.allow_anonymous = true, .max_queued_messages = 1'000'000});
+  if (absl::Status started = broker.Start(); !started.ok()) {
+    std::fprintf(stderr, "mosquitto: %s\n", started.ToString().c_str());
+    return 1;
+  }
+  std::string dir = FreshDir(bench.data_dir, "bridge-mqtt");
+  absl::StatusOr<std::unique_ptr<storage::NodeStore>> store =
+      storage::NodeStore::Open({.data_dir = dir});
+  if (!store.ok()) {
+    std::fprintf(stderr, "opening the store: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  metrics::MetricsRegistry registry;
+  bridge::BridgeOptions options;
+  options.mqtt = {.broker = broker.url(), .client_id = "kole-bench"};
+  options.consumers = bench.consumers;
+  absl::StatusOr<std::unique_ptr<bridge::Bridge>> created =
+      bridge::Bridge::Create(options, store->get(), &registry);
+  if (!created.ok()) {
+    std::fprintf(stderr, "%s\n", created.status().ToString().c_str());
+    return 1;
+  }
+  bridge::Bridge& bridge = **created;
+  bridge.Start();
+  for (int i = 0; i < 200 && bridge.status().consumers_connected < bench.consumers; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+
+  std::string sim =
+      (std::filesystem::canonical("/proc/self/exe").parent_path() / "kole-edge-sim").string();
+  std::string status_file = broker.dir() + "/sim.status";
+  std::vector<std::string> args = {sim,
+                                   "--broker",
+                                   broker.url(),
+                                   "--nodes",
+                                   std::to_string(bench.nodes),
+                                   "--connections",
+                                   std::to_string(bench.connections),
+                                   "--heartbeat-interval",
+                                   fmt::format("{}s", bench.heartbeat_interval),
+                                   "--status-file",
+                                   status_file,
+                                   "--progress-interval",
+                                   "10s"};
+  std::printf(
+      "bridge benchmark through mosquitto: %llu nodes over %llu connections, "
+      "heartbeat every %g s, %d consumer(s)\n",
+      static_cast<unsigned long long>(bench.nodes),
+      static_cast<unsigned long long>(bench.connections), bench.heartbeat_interval,
+      bench.consumers);
+  std::fflush(stdout);
+  Clock::time_point start = Clock::now();
+  pid_t child = fork();
+  if (child == 0) {
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+
+  // 1. Until every node is durable in the store and acknowledged.
+  double stored_seconds = 0, acked_seconds = 0;
+  while (Seconds(start) < 600) {
+    if (stored_seconds == 0 && (*store)->Stats().nodes >= bench.nodes)
+      stored_seconds = Seconds(start);
+    std::map<std::string, double> status = ReadStatus(status_file);
+    if (status["accepted"] >= static_cast<double>(bench.nodes)) {
+      acked_seconds = Seconds(start);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (acked_seconds == 0) {
+    std::fprintf(stderr, "not every node was acknowledged within 600 s\n");
+  } else {
+    Figure("bridge.mosquitto.register_stored_seconds", stored_seconds, "s");
+    Figure("bridge.mosquitto.register_acked_seconds", acked_seconds, "s");
+    Figure("bridge.mosquitto.registrations_per_second", bench.nodes / acked_seconds, "nodes/s");
+  }
+  Figure("bridge.mosquitto.nodes_per_connection",
+         static_cast<double>(bench.nodes) / static_cast<double>(bench.connections), "nodes");
+
+  // 2. Sustained heartbeats: what the simulator sent against what the store
+  // applied, over the same window (settled for one interval first).
+  absl::SleepFor(absl::Seconds(bench.heartbeat_interval));
+  auto applied = [&] {
+    return Counter(registry, R"(kole_bridge_heartbeats_total{outcome="applied"})") +
+           Counter(registry, R"(kole_bridge_heartbeats_total{outcome="published"})");
+  };
+  std::map<std::string, double> before = ReadStatus(status_file);
+  double applied_before = applied();
+  Clock::time_point window = Clock::now();
+  absl::SleepFor(absl::Seconds(bench.seconds));
+  std::map<std::string, double> after = ReadStatus(status_file);
+  double applied_after = applied();
+  double elapsed = Seconds(window);
+  double sent = after["heartbeatsSent"] - before["heartbeatsSent"];
+  double got = applied_after - applied_before;
+  Figure("bridge.mosquitto.heartbeats_per_second", got / elapsed, "heartbeats/s");
+  Figure("bridge.mosquitto.messages_per_second",
+         (after["messagesSent"] - before["messagesSent"]) / elapsed, "messages/s");
+  Figure("bridge.mosquitto.heartbeats_sent_per_second", sent / elapsed, "heartbeats/s");
+  Figure("bridge.mosquitto.heartbeat_loss_ratio", sent > 0 ? std::max(0.0, 1 - got / sent) : 0,
+         "ratio");
+  Figure("bridge.mosquitto.queue_depth", static_cast<double>(bridge.status().queue_depth),
+         "messages");
+
+  kill(child, SIGTERM);
+  int exit_status = 0;
+  waitpid(child, &exit_status, 0);
+  bridge.Stop();
+  store->reset();
+  if (bench.data_dir.empty()) std::filesystem::remove_all(dir);
+  return acked_seconds == 0 ? 1 : 0;
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"kole-bench-bridge: the MQTT bridge's ceiling in process and through mosquitto"};
+  BenchOptions bench;
+  std::string mode = "all";
+  app.add_option("--mode", mode, "inprocess, mosquitto or all")
+      ->check(CLI::IsMember({"inprocess", "mosquitto", "all"}))
+      ->capture_default_str();
+  app.add_option("--nodes", bench.nodes, "Fleet size")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
+  app.add_option("--batch", bench.batch, "Nodes per gateway message (in process)")
+      ->check(CLI::Range(size_t{1}, protocol::kMaxBatchNodes));
+  app.add_option("--seconds", bench.seconds, "Duration of each heartbeat phase")
+      ->check(CLI::Range(1.0, 600.0));
+  app.add_option("--connections", bench.connections, "Simulator connections (through mosquitto)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval", bench.heartbeat_interval,
+                 "Seconds between a node's heartbeats (through mosquitto)")
+      ->capture_default_str();
+  app.add_option("--consumers", bench.consumers, "Bridge consumer connections")
+      ->capture_default_str();
+  app.add_option("--data-dir", bench.data_dir, "Store directory (default: a fresh temporary one)");
+  CLI11_PARSE(app, argc, argv);
+  log::SetVerbosity(0);
+
+  int status = 0;
+  if (mode != "mosquitto") status |= RunInProcess(bench);
+  if (mode != "inprocess") status |= RunThroughMosquitto(bench);
+  return status;
 }
 
 }  // namespace

@@ -97,13 +97,17 @@ absl::Status MosquittoServer::Start() {
   const passwd* self = getpwuid(geteuid());
   std::ofstream config(dir_ + "/mosquitto.conf");
   if (self != nullptr) config << "user " << self->pw_name << "\n";
-  config << "listener " << port_ << " 127.0.0.1\n"
-         << "allow_anonymous false\n"
-         << "password_file " << passwords << "\n"
-         << "acl_file " << dir_ << "/acl\n"
-         << "persistence " << (options_.persistence ? "true" : "false") << "\n"
+  config << "listener " << port_ << " 127.0.0.1\n";
+  if (options_.allow_anonymous) {
+    config << "allow_anonymous true\n";
+  } else {
+    config << "allow_anonymous false\n"
+           << "password_file " << passwords << "\n"
+           << "acl_file " << dir_ << "/acl\n";
+  }
+  config << "persistence " << (options_.persistence ? "true" : "false") << "\n"
          << "persistence_location " << dir_ << "/\n"
-         << "max_queued_messages 100000\n"
+         << "max_queued_messages " << options_.max_queued_messages << "\n"
          << "log_dest file " << dir_ << "/mosquitto.log\n"
          << "log_type error\nlog_type warning\nlog_type notice\n";
   config.close();

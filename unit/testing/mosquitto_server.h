@@ -28,6 +28,10 @@ struct MosquittoOptions {
   std::string cloud_user = "kole-cloud";
   std::string topic_prefix = "kole/v1";
   bool persistence = false;
+  // Benchmarks: no passwords and no ACLs (every client may do anything).
+  bool allow_anonymous = false;
+  // mosquitto's per-client queue (QoS 0 included) beyond which it drops.
+  int max_queued_messages = 100000;
 };
 
 class MosquittoServer {
