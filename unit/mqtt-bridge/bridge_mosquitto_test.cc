@@ -232,5 +232,57 @@ TEST_F(BridgeMosquittoTest, BrokerRestartPausesLivenessAndTheBridgeResubscribes)
   });
 }
 
+TEST_F(BridgeMosquittoTest, TlsWithClientCertificates) {
+  testing::MosquittoOptions broker_options;
+  broker_options.users = {{"edge-1", ""}};
+  broker_options.tls = true;
+  broker_ = std::make_unique<testing::MosquittoServer>(broker_options);
+  ASSERT_TRUE(broker_->Start().ok());
+
+  store_ = *storage::NodeStore::Open({.clock = &clock_});
+  BridgeOptions options;
+  options.mqtt = {.broker = broker_->url(),
+                  .client_id = "kole-cloud",
+                  .ca_file = broker_->ca_file(),
+                  .cert_file = broker_->cert_file("kole-cloud"),
+                  .key_file = broker_->key_file("kole-cloud"),
+                  .min_backoff = absl::Milliseconds(50),
+                  .max_backoff = absl::Milliseconds(500)};
+  options.liveness_interval = absl::Hours(1);
+  bridge_ = *Bridge::Create(options, store_.get(), &registry_);
+  bridge_->Start();
+  WaitUntil([&] { return bridge_->status().consumers_connected == 1; });
+
+  // The device's certificate names it; the ACLs then apply to that name.
+  protocol::MqttClientOptions device_options{.broker = broker_->url(),
+                                             .client_id = "edge-1",
+                                             .ca_file = broker_->ca_file(),
+                                             .cert_file = broker_->cert_file("edge-1"),
+                                             .key_file = broker_->key_file("edge-1")};
+  absl::Mutex mu;
+  std::string ack;
+  auto device = *protocol::MqttClient::Create(device_options, [&](const protocol::MqttMessage& m) {
+    absl::MutexLock lock(&mu);
+    ack = std::string(m.payload);
+  });
+  ASSERT_TRUE(device->Subscribe({"kole/v1/nodes/edge-1/ack"}, 1).ok());
+  device->Start();
+  ASSERT_TRUE(device->WaitConnected(absl::Seconds(10)));
+  ASSERT_TRUE(device->Publish("kole/v1/nodes/edge-1/register", Registration("edge-1", 1), 1).ok());
+  WaitUntil([&] {
+    absl::MutexLock lock(&mu);
+    return ack.find("Accepted") != std::string::npos;
+  });
+
+  // Without a client certificate the broker refuses the connection.
+  protocol::MqttClientOptions anonymous{.broker = broker_->url(),
+                                        .client_id = "edge-2",
+                                        .ca_file = broker_->ca_file(),
+                                        .connect_timeout_seconds = 2};
+  auto refused = *protocol::MqttClient::Create(anonymous, nullptr);
+  refused->Start();
+  EXPECT_FALSE(refused->WaitConnected(absl::Seconds(3)));
+}
+
 }  // namespace
 }  // namespace kole::bridge

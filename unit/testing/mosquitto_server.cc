@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 namespace kole::testing {
 namespace {
@@ -27,6 +28,13 @@ bool CanConnect(int port) {
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
   close(fd);
   return ok;
+}
+
+absl::Status Run(const std::string& command) {
+  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) {
+    return absl::InternalError("failed: " + command);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -98,7 +106,17 @@ absl::Status MosquittoServer::Start() {
   std::ofstream config(dir_ + "/mosquitto.conf");
   if (self != nullptr) config << "user " << self->pw_name << "\n";
   config << "listener " << port_ << " 127.0.0.1\n";
-  if (options_.allow_anonymous) {
+  if (options_.tls) {
+    if (absl::Status made = MakeCertificates(); !made.ok()) return made;
+    config << "cafile " << ca_file() << "\n"
+           << "certfile " << dir_ << "/broker.pem\n"
+           << "keyfile " << dir_ << "/broker.key\n"
+           << "tls_version tlsv1.2\n"
+           << "require_certificate true\n"
+           << "use_identity_as_username true\n"
+           << "allow_anonymous false\n"
+           << "acl_file " << dir_ << "/acl\n";
+  } else if (options_.allow_anonymous) {
     config << "allow_anonymous true\n";
   } else {
     config << "allow_anonymous false\n"
@@ -129,6 +147,31 @@ absl::Status MosquittoServer::Start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   return absl::DeadlineExceededError("mosquitto did not start listening within 5 s");
+}
+
+absl::Status MosquittoServer::MakeCertificates() {
+  if (std::filesystem::exists(ca_file())) return absl::OkStatus();
+  const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  const std::string& d = dir_;
+  absl::Status status = Run(fmt::format(
+      "openssl req -x509 {} -keyout {}/ca.key -out {}/ca.pem -days 2 -subj /CN=kole-test-ca", key,
+      d, d));
+  std::ofstream(d + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
+  std::vector<std::string> identities = {"broker", options_.cloud_user};
+  for (const auto& [user, password] : options_.users) identities.push_back(user);
+  for (const std::string& name : identities) {
+    if (!status.ok()) return status;
+    std::string cn = name == "broker" ? "127.0.0.1" : name;
+    std::string out = name == "broker" ? d + "/broker" : d + "/" + name;
+    status = Run(
+        fmt::format("openssl req {} -keyout {}.key -out {}.csr -subj /CN={}", key, out, out, cn));
+    if (!status.ok()) return status;
+    status = Run(fmt::format(
+        "openssl x509 -req -in {}.csr -CA {}/ca.pem -CAkey {}/ca.key -CAcreateserial -days 2 "
+        "-out {}.pem {}",
+        out, d, d, out, name == "broker" ? "-extfile " + d + "/san.ext" : ""));
+  }
+  return status;
 }
 
 void MosquittoServer::Stop() {

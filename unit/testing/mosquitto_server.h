@@ -30,6 +30,10 @@ struct MosquittoOptions {
   bool persistence = false;
   // Benchmarks: no passwords and no ACLs (every client may do anything).
   bool allow_anonymous = false;
+  // TLS only, with client certificates: a test CA signs the broker's
+  // certificate and one per user (CN = user name, which mosquitto takes as
+  // the identity); passwords are then not used.
+  bool tls = false;
   // mosquitto's per-client queue (QoS 0 included) beyond which it drops.
   int max_queued_messages = 100000;
 };
@@ -51,10 +55,18 @@ class MosquittoServer {
   void WipePersistence();
 
   int port() const { return port_; }
-  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return (options_.tls ? "mqtts://127.0.0.1:" : "tcp://127.0.0.1:") + std::to_string(port_);
+  }
+  // With tls: the CA file, and the certificate and key issued to `user`.
+  std::string ca_file() const { return dir_ + "/ca.pem"; }
+  std::string cert_file(const std::string& user) const { return dir_ + "/" + user + ".pem"; }
+  std::string key_file(const std::string& user) const { return dir_ + "/" + user + ".key"; }
   const std::string& dir() const { return dir_; }
 
  private:
+  absl::Status MakeCertificates();
+
   MosquittoOptions options_;
   std::string dir_;
   int port_ = 0;
