@@ -328,7 +328,8 @@ class Bridge::Applier {
   }
 
   void HandleRegister(const protocol::Topic& topic, const Inbound& message) {
-    DecodeError error = protocol::DecodeRegister(topic, message.payload, &register_);
+    DecodeError error =
+        protocol::DecodeRegisterEntries(topic, message.payload, &register_, &entry_errors_);
     if (error != DecodeError::kOk) {
       Drop(protocol::DecodeErrorName(error), message.topic, "registration payload refused");
       return;
@@ -340,7 +341,22 @@ class Bridge::Applier {
     group.topic = bridge_->topics_.Build(topic.sender, topic.id, Channel::kAck);
     group.on_node_topic = !via_gateway;
     group.message.id = register_.id;
-    for (const protocol::Registration& registration : register_.nodes) {
+    for (size_t i = 0; i < register_.nodes.size(); ++i) {
+      const protocol::Registration& registration = register_.nodes[i];
+      if (entry_errors_[i] != DecodeError::kOk) {
+        // One bad entry of a gateway batch: answered if it has a name (so the
+        // gateway stops resending it), dropped otherwise; the others go on.
+        Drop(protocol::DecodeErrorName(entry_errors_[i]), message.topic,
+             "registration entry refused");
+        if (registration.node.empty()) continue;
+        protocol::Ack& ack = group.message.acks.emplace_back();
+        ack.node = registration.node;
+        Reject(&ack, "Invalid",
+               fmt::format("the entry does not decode: {}",
+                           protocol::DecodeErrorName(entry_errors_[i])));
+        bridge_->metrics_->registrations[static_cast<size_t>(ack.result)]->Add();
+        continue;
+      }
       protocol::Ack& ack = group.message.acks.emplace_back();
       ack.node = registration.node;
       Register(registration, gateway, &ack, &group.durable_token);
@@ -521,6 +537,7 @@ class Bridge::Applier {
   std::vector<HeartbeatOutcome> outcomes_;
 
   protocol::RegisterMessage register_;
+  std::vector<DecodeError> entry_errors_;
   storage::Node node_;
 
   std::deque<PendingWill> wills_;

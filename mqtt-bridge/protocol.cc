@@ -611,6 +611,32 @@ DecodeError DecodeRegister(const Topic& topic, std::string_view payload, Registe
   });
 }
 
+DecodeError DecodeRegisterEntries(const Topic& topic, std::string_view payload,
+                                  RegisterMessage* out, std::vector<DecodeError>* entry_errors) {
+  entry_errors->clear();
+  rapidjson::Document document;
+  KOLE_RETURN_IF_DECODE_ERROR(ParseEnvelope(payload, &document));
+  out->id = 0;
+  out->nodes.clear();
+  KOLE_RETURN_IF_DECODE_ERROR(ReadUint(document, "id", /*required=*/false, &out->id));
+  return ReadEntries(document, "nodes", topic.sender == Sender::kGateway, [&](const Value& entry) {
+    Registration& registration = out->nodes.emplace_back();
+    DecodeError error = ReadRegistration(entry, &registration);
+    if (error == DecodeError::kOk) error = MatchTopicNode(topic, &registration.node);
+    if (error != DecodeError::kOk) {
+      // Keep only the name, if it can be read, so the entry can be answered.
+      std::string node;
+      if (entry.IsObject() && ReadString(entry, "node", false, &node) != DecodeError::kOk) {
+        node.clear();
+      }
+      registration = Registration{};
+      registration.node = std::move(node);
+    }
+    entry_errors->push_back(error);
+    return DecodeError::kOk;
+  });
+}
+
 DecodeError DecodeHeartbeats(const Topic& topic, std::string_view payload, HeartbeatBatch* out) {
   out->beats.clear();
   if (payload.size() > kMaxPayloadBytes) return DecodeError::kTooLarge;

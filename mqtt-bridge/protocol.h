@@ -242,6 +242,13 @@ std::string_view DecodeErrorName(DecodeError error);
 // On a node topic the payload may omit "node" (the topic names it); if present
 // it must match. On a gateway topic every entry names its node.
 DecodeError DecodeRegister(const Topic& topic, std::string_view payload, RegisterMessage* out);
+// As DecodeRegister, but one bad entry of a gateway batch does not refuse the
+// others: it is decoded as far as its node name, and entry_errors[i] says why
+// out->nodes[i] is unusable (kOk for good entries). Errors of the envelope
+// (JSON, "v", "id", the batch list itself) still refuse the whole message. The
+// cloud uses this so it can answer each node of a batch.
+DecodeError DecodeRegisterEntries(const Topic& topic, std::string_view payload,
+                                  RegisterMessage* out, std::vector<DecodeError>* entry_errors);
 DecodeError DecodeHeartbeats(const Topic& topic, std::string_view payload, HeartbeatBatch* out);
 DecodeError DecodeWill(std::string_view payload, Will* out);
 DecodeError DecodeAck(std::string_view payload, AckMessage* out);

@@ -243,6 +243,28 @@ TEST_F(BridgeTest, BadPayloadsAreDroppedByReasonAndTheStreamGoesOn) {
   EXPECT_GT(RegisterNode("edge-1"), 0u);
 }
 
+TEST_F(BridgeTest, OneBadEntryDoesNotSinkAGatewayBatch) {
+  bridge_->Start();
+  Send("kole/v1/gateways/gw-1/register",
+       R"({"v":1,"id":4,"nodes":[{"node":"good","epoch":1},)"
+       R"({"node":"bad","epoch":"one"},{"epoch":1},{"node":"also-good","epoch":1}]})");
+  bridge_->Drain();
+
+  std::vector<std::string> acks = publisher_.WaitFor("kole/v1/gateways/gw-1/ack");
+  ASSERT_EQ(acks.size(), 1u);
+  protocol::AckMessage ack;
+  ASSERT_EQ(protocol::DecodeAck(acks[0], &ack), protocol::DecodeError::kOk);
+  ASSERT_EQ(ack.acks.size(), 3u);  // The nameless entry cannot be answered.
+  EXPECT_EQ(ack.acks[0].result, protocol::AckResult::kAccepted);
+  EXPECT_EQ(ack.acks[1].node, "bad");
+  EXPECT_EQ(ack.acks[1].result, protocol::AckResult::kRejected);
+  EXPECT_EQ(ack.acks[2].result, protocol::AckResult::kAccepted);
+  EXPECT_TRUE(store_->Get("good").ok());
+  EXPECT_TRUE(store_->Get("also-good").ok());
+  EXPECT_EQ(MetricValue(*registry_, R"(kole_bridge_messages_dropped_total{reason="wrong_type"})"),
+            1);
+}
+
 TEST_F(BridgeTest, ReadyConditionFromTheDeviceIsRejected) {
   bridge_->Start();
   Send("kole/v1/nodes/edge-1/register",

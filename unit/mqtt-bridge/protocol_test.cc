@@ -1034,3 +1034,30 @@ TEST(Control, NodeNameOverTheStringLimitIsTooLargeInEitherForm) {
 
 }  // namespace
 }  // namespace kole::protocol
+
+namespace kole::protocol {
+namespace {
+
+TEST(RegisterMessage, EntriesDecodeOneByOneForTheCloud) {
+  Topic gateway{.sender = Sender::kGateway, .id = "gw-1", .channel = Channel::kRegister};
+  RegisterMessage message;
+  std::vector<DecodeError> errors;
+  ASSERT_EQ(
+      DecodeRegisterEntries(
+          gateway, R"({"v":1,"id":2,"nodes":[{"node":"a","epoch":1},{"node":"b","labels":[]},7]})",
+          &message, &errors),
+      DecodeError::kOk);
+  ASSERT_EQ(message.nodes.size(), 3u);
+  EXPECT_EQ(errors, (std::vector<DecodeError>{DecodeError::kOk, DecodeError::kWrongType,
+                                              DecodeError::kWrongType}));
+  EXPECT_EQ(message.nodes[0].node, "a");
+  EXPECT_EQ(message.nodes[1], Registration{.node = "b"});  // Only the name is kept.
+  EXPECT_EQ(message.nodes[2].node, "");
+
+  // The envelope is still all or nothing.
+  EXPECT_EQ(DecodeRegisterEntries(gateway, R"({"v":1,"nodes":{}})", &message, &errors),
+            DecodeError::kWrongType);
+}
+
+}  // namespace
+}  // namespace kole::protocol
