@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/log.h"
+
 namespace kole::metrics {
 namespace {
 
@@ -106,6 +108,10 @@ MetricsRegistry::Series* MetricsRegistry::FindOrAdd(std::string_view name, std::
     it = families_.emplace(std::string(name), Family{type, std::string(help), {}}).first;
   }
   Family& family = it->second;
+  // Metric names are constants, so a clash is a programming error.
+  if (family.type != type) {
+    KOLE_LOG(Fatal, "Metric registered twice with different types", "name", name);
+  }
   std::sort(labels.begin(), labels.end());
   for (const auto& series : family.series) {
     if (series->labels == labels) {
@@ -132,6 +138,9 @@ Gauge* MetricsRegistry::AddGauge(std::string_view name, std::string_view help, L
   bool added = false;
   Series* series = FindOrAdd(name, help, Type::kGauge, std::move(labels), &added);
   if (added) series->gauge = std::make_unique<Gauge>();
+  if (series->gauge == nullptr) {
+    KOLE_LOG(Fatal, "Metric is a callback gauge; it has no settable value", "name", name);
+  }
   return series->gauge.get();
 }
 

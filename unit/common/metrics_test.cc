@@ -286,3 +286,22 @@ TEST(MetricsRegistry, ConcurrentRegistrationsShareOneSeries) {
 
 }  // namespace
 }  // namespace kole::metrics
+
+namespace kole::metrics {
+namespace {
+
+TEST(MetricsRegistryDeathTest, OneNameWithTwoTypesIsAProgrammingError) {
+  MetricsRegistry registry;
+  registry.AddCounter("kole_things_total", "Things.");
+  EXPECT_DEATH(registry.AddGauge("kole_things_total", "Things.", {{"kind", "a"}}),
+               "different types");
+}
+
+TEST(MetricsRegistryDeathTest, CallbackGaugeHasNoSettableValue) {
+  MetricsRegistry registry;
+  registry.AddCallbackGauge("kole_depth", "Depth.", [] { return 1.0; });
+  EXPECT_DEATH(registry.AddGauge("kole_depth", "Depth."), "callback gauge");
+}
+
+}  // namespace
+}  // namespace kole::metrics
