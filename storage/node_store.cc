@@ -409,7 +409,10 @@ absl::StatusOr<RegisterResult> NodeStore::Register(const Node& reported) {
     result.created = true;
   } else {
     Node current = codec_.Decode(records_[slot]);
-    if (!reported.edge.gateway.empty() && reported.edge.gateway != current.edge.gateway) {
+    // A node created through the API and never registered (epoch 0) is
+    // claimed by whichever identity registers it first.
+    if (!reported.edge.gateway.empty() && reported.edge.gateway != current.edge.gateway &&
+        current.edge.epoch != 0) {
       return absl::PermissionDeniedError(fmt::format(
           "node {:?} is registered {}; gateway {:?} cannot take it over", reported.name,
           current.edge.gateway.empty() ? std::string("on its own connection")

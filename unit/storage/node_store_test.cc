@@ -778,3 +778,86 @@ TEST_F(NodeStoreTest, WatchersAndPagedListsStayConsistentUnderAConcurrentWriter)
 
 }  // namespace
 }  // namespace kole::storage
+
+namespace kole::storage {
+namespace {
+
+Node GatewayNode(std::string name, std::string gateway, uint32_t epoch) {
+  Node node;
+  node.name = std::move(name);
+  node.edge.gateway = std::move(gateway);
+  node.edge.epoch = epoch;
+  return node;
+}
+
+TEST(NodeStoreGatewayTest, GatewayCannotTakeOverAnotherIdentitysNode) {
+  auto store = std::move(*NodeStore::Open({}));
+  ASSERT_TRUE(store->Register(GatewayNode("a", "gw-1", 1)).ok());
+  absl::StatusOr<RegisterResult> taken = store->Register(GatewayNode("a", "gw-2", 2));
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kPermissionDenied);
+
+  ASSERT_TRUE(store->Register(GatewayNode("b", "", 1)).ok());
+  EXPECT_EQ(store->Register(GatewayNode("b", "gw-1", 2)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // The node's own connection may always take it back.
+  ASSERT_TRUE(store->Register(GatewayNode("a", "", 3)).ok());
+  EXPECT_EQ(store->Get("a")->edge.gateway, "");
+}
+
+TEST(NodeStoreGatewayTest, GatewayClaimsANodePreCreatedThroughTheApi) {
+  auto store = std::move(*NodeStore::Open({}));
+  Node created;
+  created.name = "pre";
+  created.labels = {{"team", "blue"}};
+  ASSERT_TRUE(store->Create(created).ok());
+  ASSERT_TRUE(store->Register(GatewayNode("pre", "gw-1", 1)).ok());
+  absl::StatusOr<Node> node = store->Get("pre");
+  EXPECT_EQ(node->edge.gateway, "gw-1");
+  EXPECT_EQ(node->labels, (StringPairs{{"team", "blue"}}));
+}
+
+TEST(NodeStoreGatewayTest, HeartbeatThroughTheWrongGatewayIsRefused) {
+  auto store = std::move(*NodeStore::Open({}));
+  ASSERT_TRUE(store->Register(GatewayNode("a", "gw-1", 1)).ok());
+  Heartbeat beats[] = {{.name = "a", .epoch = 1, .sequence = 2, .gateway = "gw-2"},
+                       {.name = "a", .epoch = 1, .sequence = 3, .gateway = "gw-1"},
+                       {.name = "a", .epoch = 1, .sequence = 4}};
+  HeartbeatOutcome outcomes[3];
+  ASSERT_TRUE(store->ApplyHeartbeats(beats, outcomes).ok());
+  EXPECT_EQ(outcomes[0], HeartbeatOutcome::kWrongGateway);
+  EXPECT_EQ(outcomes[1], HeartbeatOutcome::kApplied);
+  EXPECT_EQ(outcomes[2], HeartbeatOutcome::kApplied);  // The node's own connection.
+}
+
+TEST(NodeStoreGatewayTest, GatewayWillDisconnectsOnlyItsSilentNodes) {
+  ManualClock clock;
+  auto store = std::move(*NodeStore::Open({.clock = &clock}));
+  ASSERT_TRUE(store->Register(GatewayNode("a", "gw-1", 1)).ok());
+  ASSERT_TRUE(store->Register(GatewayNode("b", "gw-1", 1)).ok());
+  ASSERT_TRUE(store->Register(GatewayNode("c", "gw-2", 1)).ok());
+  int64_t will_arrived = store->MonotonicSeconds();
+  clock.Advance(2);
+  Heartbeat beat[] = {{.name = "b", .epoch = 1, .sequence = 2, .gateway = "gw-1"}};
+  HeartbeatOutcome outcome[1];
+  ASSERT_TRUE(store->ApplyHeartbeats(beat, outcome).ok());
+
+  absl::StatusOr<size_t> changed = store->MarkGatewayDisconnected("gw-1", will_arrived + 1);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(*changed, 1u);
+  EXPECT_FALSE(store->Get("a")->edge.connected);
+  EXPECT_TRUE(store->Get("b")->edge.connected);  // Heard from after the will.
+  EXPECT_TRUE(store->Get("c")->edge.connected);
+  EXPECT_EQ(store->CountConnected(), 2u);
+}
+
+TEST(NodeStoreGatewayTest, WillOfAnEarlierEpochChangesNothing) {
+  auto store = std::move(*NodeStore::Open({}));
+  ASSERT_TRUE(store->Register(GatewayNode("a", "", 4)).ok());
+  ASSERT_TRUE(store->MarkDisconnected("a", 3).ok());
+  EXPECT_TRUE(store->Get("a")->edge.connected);
+  ASSERT_TRUE(store->MarkDisconnected("a", 4).ok());
+  EXPECT_FALSE(store->Get("a")->edge.connected);
+}
+
+}  // namespace
+}  // namespace kole::storage
