@@ -163,6 +163,11 @@ int RunInProcess(const BenchOptions& bench) {
     }
     std::string payload;
     protocol::EncodeRegister(message, /*on_node_topic=*/false, payload);
+    if (payload.size() > protocol::kMaxPayloadBytes) {
+      std::fprintf(stderr, "--batch %zu makes %zu-byte registration messages, over the %zu limit\n",
+                   batch, payload.size(), protocol::kMaxPayloadBytes);
+      return 2;
+    }
     messages.emplace_back(topics.Build(protocol::Sender::kGateway, fmt::format("gw-{}", g),
                                        protocol::Channel::kRegister),
                           std::move(payload));

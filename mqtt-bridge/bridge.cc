@@ -475,9 +475,11 @@ class Bridge::Applier {
   // registration still behind it in the stream; one that persists gets a
   // resync (or, for a deleted node, a deregistration), rate-limited.
   void Mismatch(const storage::Heartbeat& beat, HeartbeatOutcome outcome, absl::Time now) {
-    if (!storage::IsDns1123Subdomain(beat.name).empty()) return;
-    auto it = resync_.find(std::string(beat.name));
+    // A flood of these (a store restored from an old backup) must stay cheap:
+    // one lookup without allocation; names are checked only when added.
+    auto it = resync_.find(absl::string_view(beat.name.data(), beat.name.size()));
     if (it == resync_.end()) {
+      if (!storage::IsDns1123Subdomain(beat.name).empty()) return;
       if (resync_.size() >= kMaxResyncEntries) Prune(now);
       if (resync_.size() >= kMaxResyncEntries) return;
       resync_.emplace(std::string(beat.name), ResyncEntry{.first_seen = now});
