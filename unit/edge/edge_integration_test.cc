@@ -372,5 +372,51 @@ TEST_F(AgentIntegrationTest, AgentWithCloudEpochAdoptsTheAcknowledgedEpoch) {
   ASSERT_TRUE(agent->Wait(absl::Seconds(10)).has_value());
 }
 
+// The enrollment path: the broker requires a client certificate and takes
+// the certificate's common name as the user name, the identity its ACLs key
+// on. The agent and a gateway of the simulator connect with their own.
+TEST(EdgeTlsTest, AgentAndSimConnectWithClientCertificates) {
+  std::string dir = ::testing::TempDir() + "/edge-it-tls";
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(MakeCertificates(dir + "/pki", {"kole-test-cloud", "pi-lab-07", "gw-9-0"}));
+  const std::string pki = dir + "/pki/";
+  Broker broker(dir + "/broker",
+                "cafile " + pki + "ca.pem\ncertfile " + pki + "broker.pem\nkeyfile " + pki +
+                    "broker-key.pem\nrequire_certificate true\nuse_identity_as_username true\n",
+                /*tls=*/true);
+  ASSERT_TRUE(broker.Start());
+  TestCloud cloud(broker.url());
+  cloud.SetTls(pki + "ca.pem", pki + "kole-test-cloud.pem", pki + "kole-test-cloud-key.pem");
+  ASSERT_TRUE(cloud.Start());
+
+  Process agent(kAgent,
+                {"--broker", broker.url(), "--facts-root", std::string(KOLE_EDGE_TESTDATA) + "/rpi",
+                 "--state-dir", dir + "/agent-state", "--heartbeat-interval", "300ms", "--ca-file",
+                 pki + "ca.pem", "--cert-file", pki + "pi-lab-07.pem", "--key-file",
+                 pki + "pi-lab-07-key.pem"},
+                dir + "/agent");
+  ASSERT_TRUE(agent.Start());
+  Process sim(kSim,
+              {"--broker", broker.url(), "--seed", "9", "--nodes", "30", "--heartbeat-interval",
+               "1s", "--flush-interval", "100ms", "--ca-file", pki + "ca.pem", "--cert-file",
+               pki + "gw-9-0.pem", "--key-file", pki + "gw-9-0-key.pem", "--exit-when-registered"},
+              dir + "/sim");
+  ASSERT_TRUE(sim.Start());
+
+  std::optional<int> code = sim.Wait(absl::Seconds(20));
+  ASSERT_TRUE(code.has_value()) << sim.Stderr();
+  EXPECT_EQ(*code, 0) << sim.Stderr();
+  ASSERT_TRUE(cloud.WaitFor(
+      [](const TestCloud& c) {
+        auto it = c.nodes().find("pi-lab-07");
+        return it != c.nodes().end() && it->second.heartbeats >= 2;
+      },
+      absl::Seconds(15)))
+      << agent.Stderr();
+  EXPECT_EQ(cloud.Snapshot().size(), 31u);
+  agent.Signal(SIGTERM);
+  ASSERT_TRUE(agent.Wait(absl::Seconds(10)).has_value());
+}
+
 }  // namespace
 }  // namespace kole::edge::testing
