@@ -183,6 +183,12 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
   if (o.heartbeat_interval < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--heartbeat-interval must be at least 100ms");
   }
+  if (o.facts_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--facts-interval must be at least 1s");
+  }
+  if (o.retry.tombstone_retry < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--tombstone-retry must be at least 1s");
+  }
   if (o.retry.initial <= absl::ZeroDuration() || o.retry.max < o.retry.initial) {
     return absl::InvalidArgumentError("need 0 < --retry-initial-backoff <= --retry-max-backoff");
   }

@@ -133,7 +133,9 @@ int Main(int argc, char** argv) {
       ->group(faults);
 
   auto* run = "Run";
-  app.add_option("--duration", duration, "Run this long, then exit 0; 0: until SIGINT/SIGTERM")
+  app.add_option("--duration", duration,
+                 "Run this long, then exit 0 (1 with --exit-when-registered if not every node "
+                 "was registered by then); 0: until SIGINT/SIGTERM")
       ->group(run);
   app.add_flag("--exit-when-registered", exit_when_registered,
                "Exit 0 (with the figures) once every node is acknowledged")
@@ -234,7 +236,16 @@ int Main(int argc, char** argv) {
       last_progress = now;
     }
     if (exit_when_registered && registered) break;
-    if (run_for > absl::ZeroDuration() && now - start >= run_for) break;
+    if (run_for > absl::ZeroDuration() && now - start >= run_for) {
+      if (exit_when_registered) {
+        // Asked to wait for registration and bounded by --duration: not
+        // getting there is a failure the caller must see.
+        KOLE_LOG(Error, "Not every node was registered within --duration", "registered",
+                 (*sim)->Counters().registered, "nodes", options.nodes);
+        exit_code = 1;
+      }
+      break;
+    }
   }
   if (tty) std::printf("\n");
 

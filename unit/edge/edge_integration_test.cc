@@ -110,6 +110,15 @@ TEST_F(EdgeIntegrationTest, SimWithNodeConnectionsUsesNodeTopics) {
   EXPECT_EQ(cloud->Snapshot().size(), 20u);
 }
 
+TEST_F(EdgeIntegrationTest, SimFailsWhenNotRegisteredWithinTheDuration) {
+  // No cloud answers, so --exit-when-registered cannot succeed.
+  auto sim = StartSim({"--nodes", "10", "--exit-when-registered", "--duration", "1s"}, "sim");
+  std::optional<int> code = sim->Wait(absl::Seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(sim->Stdout(), HasSubstr("figure sim.registered 0 nodes"));
+}
+
 TEST_F(EdgeIntegrationTest, SimRetriesUnansweredAndRetryAnsweredRegistrations) {
   // The first registration of every node goes unanswered (lost on the way),
   // the second gets kRetry (the cloud's disk is full), the third is accepted.
