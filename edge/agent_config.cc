@@ -261,6 +261,16 @@ protocol::Registration BuildRegistration(const AgentOptions& options, const std:
       {"pods", std::to_string(options.max_pods)},
   };
 
+  if (facts.storage_bytes > 0) {
+    // kubelet's default hard eviction threshold for the node file system
+    // is 10 % available.
+    r.capacity.emplace_back("ephemeral-storage", MemoryQuantity(facts.storage_bytes));
+    r.allocatable.emplace_back("ephemeral-storage",
+                               MemoryQuantity(facts.storage_bytes - facts.storage_bytes / 10));
+    std::sort(r.capacity.begin(), r.capacity.end());
+    std::sort(r.allocatable.begin(), r.allocatable.end());
+  }
+
   for (const InterfaceAddress& address : facts.addresses) {
     r.addresses.push_back({"InternalIP", address.address});
   }

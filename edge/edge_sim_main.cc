@@ -51,7 +51,11 @@ int Main(int argc, char** argv) {
   app.add_option("--username", options.username,
                  "MQTT user name (default: the client id, i.e. node or gateway name)")
       ->group(connection);
-  app.add_option("--password", options.password, "MQTT password")->group(connection);
+  std::string password_file;
+  app.add_option("--password", options.password, "MQTT password (prefer --password-file)")
+      ->group(connection);
+  app.add_option("--password-file", password_file, "File whose first line is the MQTT password")
+      ->group(connection);
   app.add_option("--ca-file", options.ca_file, "CA of the broker's certificate (TLS)")
       ->group(connection);
   app.add_option("--cert-file", options.cert_file, "Client certificate (TLS)")->group(connection);
@@ -153,6 +157,14 @@ int Main(int argc, char** argv) {
   if (absl::Status status = ApplyLogFlags(verbosity, vmodule); !status.ok()) {
     std::fprintf(stderr, "kole-edge-sim: %s\n", std::string(status.message()).c_str());
     return 2;
+  }
+  if (!password_file.empty()) {
+    std::ifstream in(password_file);
+    if (!in || !std::getline(in, options.password)) {
+      std::fprintf(stderr, "kole-edge-sim: cannot read --password-file %s\n",
+                   password_file.c_str());
+      return 2;
+    }
   }
   const bool tty = isatty(STDOUT_FILENO) == 1;
   absl::Duration run_for, progress_every;
