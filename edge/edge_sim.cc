@@ -76,7 +76,8 @@ int64_t SteadyMs() {
       .count();
 }
 
-// Room left for the envelope under the payload limit when sizing batches.
+// Registration batches aim at 90 % of the payload limit, a margin for the
+// per-entry size estimate; a batch that still comes out too large is halved.
 constexpr double kRegisterBudgetBytes = protocol::kMaxPayloadBytes * 0.9;
 
 }  // namespace
