@@ -119,6 +119,46 @@ TEST_F(EdgeIntegrationTest, SimFailsWhenNotRegisteredWithinTheDuration) {
   EXPECT_THAT(sim->Stdout(), HasSubstr("figure sim.registered 0 nodes"));
 }
 
+TEST_F(EdgeIntegrationTest, SimSlicesOfOneFleetDoNotOverlap) {
+  auto cloud = StartCloud();
+  auto first = StartSim({"--nodes", "50", "--exit-when-registered"}, "first");
+  auto second =
+      StartSim({"--nodes", "50", "--first-index", "50", "--exit-when-registered"}, "second");
+  ASSERT_EQ(first->Wait(absl::Seconds(20)), 0) << first->Stderr();
+  ASSERT_EQ(second->Wait(absl::Seconds(20)), 0) << second->Stderr();
+  std::map<std::string, NodeRecord> nodes = cloud->Snapshot();
+  EXPECT_EQ(nodes.size(), 100u) << "the two slices name different nodes";
+  std::map<std::string, int> per_gateway;
+  for (const auto& [name, record] : nodes) ++per_gateway[record.via];
+  EXPECT_EQ(per_gateway, (std::map<std::string, int>{{"gw-5-0", 50}, {"gw-5-50", 50}}));
+}
+
+TEST_F(EdgeIntegrationTest, SimIgnoresHostileAcknowledgementsAndControlMessages) {
+  auto cloud = StartCloud(
+      [](const protocol::Registration& r, uint32_t attempt) -> std::optional<protocol::Ack> {
+        if (attempt == 1) return std::nullopt;  // Leave time for the garbage below.
+        return protocol::Ack{
+            .node = r.node, .result = protocol::AckResult::kAccepted, .epoch = r.epoch};
+      });
+  auto sim = StartSim({"--nodes", "20", "--exit-when-registered"}, "sim");
+  // Once the first registrations arrive the gateway is subscribed.
+  ASSERT_TRUE(
+      cloud->WaitFor([](const TestCloud& c) { return c.nodes().size() == 20; }, absl::Seconds(10)));
+  for (const char* channel : {"ack", "control"}) {
+    std::string topic = std::string("kole/v1/gateways/gw-5-0/") + channel;
+    cloud->PublishRaw(topic, "\x01\x02 not json");
+    cloud->PublishRaw(topic, R"({"v":1,"id":"x","acks":{"node":7}})");
+    cloud->PublishRaw(topic, R"({"v":2,"action":"Deregister","nodes":[]})");
+    cloud->PublishRaw(topic, std::string(2 << 20, '{'));
+    // Well-formed, but for nodes that are not the gateway's own.
+    cloud->PublishRaw(topic, R"({"v":1,"action":"Deregister","nodes":["someone-else"]})");
+  }
+  std::optional<int> code = sim->Wait(absl::Seconds(20));
+  ASSERT_TRUE(code.has_value()) << sim->Stderr();
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(sim->Stdout(), HasSubstr("figure sim.registered 20 nodes"));
+}
+
 TEST_F(EdgeIntegrationTest, SimRetriesUnansweredAndRetryAnsweredRegistrations) {
   // The first registration of every node goes unanswered (lost on the way),
   // the second gets kRetry (the cloud's disk is full), the third is accepted.

@@ -338,4 +338,8 @@ void TestCloud::SendControl(protocol::Sender sender, const std::string& id,
   (void)client_->Publish(topics_.Build(sender, id, protocol::Channel::kControl), payload, 1);
 }
 
+void TestCloud::PublishRaw(const std::string& topic, const std::string& payload) {
+  (void)client_->Publish(topic, payload, 1);
+}
+
 }  // namespace kole::edge::testing

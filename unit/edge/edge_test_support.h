@@ -122,6 +122,8 @@ class TestCloud {
 
   void SendControl(protocol::Sender sender, const std::string& id,
                    const protocol::ControlMessage& message);
+  // Any bytes on any topic (hostile input for devices).
+  void PublishRaw(const std::string& topic, const std::string& payload);
 
  private:
   void Handle(const protocol::MqttMessage& message);
