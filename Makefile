@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 30
 # Sources that clang-format must leave unchanged.
 FORMAT_SOURCES = $(shell git ls-files '*.h' '*.cc')
 
-.PHONY: all build deps configure unit test lint format bench bench-store demo clean
+.PHONY: all build deps configure unit test lint format bench bench-store bench-bridge demo clean
 
 all: build
 
@@ -60,10 +60,14 @@ format: deps
 fuzz: deps
 	@bash hack/run-fuzzers.sh $(FUZZ_SECONDS)
 
-bench: bench-store
+bench: bench-store bench-bridge
 
 bench-store: build
 	$(BUILD_DIR)/bin/kole-bench-store --nodes $(KOLE_BENCH_NODES)
+
+# The bridge's own ceiling, broker taken out (in process).
+bench-bridge: build
+	$(BUILD_DIR)/bin/kole-bench-bridge --nodes $(KOLE_BENCH_NODES)
 
 demo:
 	@echo "make demo will start mosquitto, kole-apiserver, a simulated fleet and a local"

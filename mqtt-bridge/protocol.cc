@@ -1,6 +1,7 @@
 #include "mqtt-bridge/protocol.h"
 
 #include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
@@ -78,10 +79,15 @@ DecodeError ReadStringMap(const Value& object, std::string_view key, StringPairs
   return DecodeError::kOk;
 }
 
+// How every payload is parsed. Iterative, because the recursive parser
+// recurses once per nesting level: a hostile payload of a million '['
+// overflows the stack. Anything but whitespace after the object is an error.
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag;
+
 // Checks "v" and that the payload is an object. `document` receives the tree.
 DecodeError ParseEnvelope(std::string_view payload, rapidjson::Document* document) {
   if (payload.size() > kMaxPayloadBytes) return DecodeError::kTooLarge;
-  document->Parse<rapidjson::kParseStopWhenDoneFlag>(payload.data(), payload.size());
+  document->Parse<kParseFlags>(payload.data(), payload.size());
   if (document->HasParseError() || !document->IsObject()) return DecodeError::kMalformed;
   const Value* version = Member(*document, "v");
   if (version == nullptr || !version->IsInt() || version->GetInt() != kVersion) {
@@ -213,7 +219,7 @@ class HeartbeatHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
       entries_->emplace_back();
       return true;
     }
-    return Fail(DecodeError::kWrongType);
+    return Fail(WrongValue(key_));
   }
   bool EndObject(rapidjson::SizeType) { return EndContainer(); }
 
@@ -227,7 +233,7 @@ class HeartbeatHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
       key_ = Key::kNone;
       return true;
     }
-    return Fail(depth_ == 1 ? DecodeError::kMalformed : DecodeError::kWrongType);
+    return Fail(depth_ == 1 ? DecodeError::kMalformed : WrongValue(key_));
   }
   bool EndArray(rapidjson::SizeType) {
     if (skip_depth_ == 0 && depth_ == 2) in_beats_ = false;
@@ -249,8 +255,9 @@ class HeartbeatHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
   }
 
   bool Uint(unsigned value) { return Number(value, /*integral=*/true); }
-  bool Int(int value) { return Number(0, /*integral=*/false); }  // Negative (Uint otherwise).
-  bool Uint64(uint64_t) { return Number(0, false); }             // Over 32 bits.
+  // Negative (Uint otherwise), but -0 is zero, as the DOM decoders read it.
+  bool Int(int value) { return Number(0, /*integral=*/value == 0); }
+  bool Uint64(uint64_t) { return Number(0, false); }  // Over 32 bits.
   bool Int64(int64_t) { return Number(0, false); }
   bool Double(double) { return Number(0, false); }
   bool Null() { return Other(); }
@@ -308,19 +315,18 @@ class HeartbeatHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
     if (skip_depth_ != 0) return true;
     enum Key key = std::exchange(key_, Key::kNone);
     if (key == Key::kUnknown) return true;
-    Pending& entry = entries_->back();
     if (key == Key::kVersion && integral && value == static_cast<uint64_t>(kVersion)) {
       saw_version_ = true;
       return true;
     }
     if (key == Key::kEpoch && integral) {
-      entry.epoch = static_cast<uint32_t>(value);
-      entry.has_epoch = true;
+      entries_->back().epoch = static_cast<uint32_t>(value);
+      entries_->back().has_epoch = true;
       return true;
     }
     if (key == Key::kSeq && integral) {
-      entry.sequence = static_cast<uint32_t>(value);
-      entry.has_seq = true;
+      entries_->back().sequence = static_cast<uint32_t>(value);
+      entries_->back().has_seq = true;
       return true;
     }
     return Fail(WrongValue(key));
@@ -609,16 +615,21 @@ DecodeError DecodeHeartbeats(const Topic& topic, std::string_view payload, Heart
   out->beats.clear();
   if (payload.size() > kMaxPayloadBytes) return DecodeError::kTooLarge;
 
-  // Thread-local scratch keeps the hot path free of allocation once warm.
+  // Thread-local scratch and the reused batch keep the hot path free of
+  // allocation once warm. The strings live in the batch, which the views
+  // point into.
   thread_local std::vector<HeartbeatHandler::Pending> entries;
-  thread_local std::string arena;
+  std::string& arena = out->arena;
   entries.clear();
   arena.clear();
   bool gateway = topic.sender == Sender::kGateway;
   HeartbeatHandler handler(gateway, &arena, &entries);
   rapidjson::Reader reader;
-  rapidjson::MemoryStream stream(payload.data(), payload.size());
-  rapidjson::ParseResult parsed = reader.Parse<rapidjson::kParseStopWhenDoneFlag>(stream, handler);
+  rapidjson::MemoryStream memory(payload.data(), payload.size());
+  // As Document::Parse reads the other messages, so that every decoder skips
+  // a leading UTF-8 byte order mark alike.
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+  rapidjson::ParseResult parsed = reader.Parse<kParseFlags>(stream, handler);
   if (!parsed) {
     return handler.error() != DecodeError::kOk ? handler.error() : DecodeError::kMalformed;
   }
@@ -712,6 +723,7 @@ DecodeError DecodeControl(std::string_view payload, ControlMessage* out) {
     if (nodes->Size() > kMaxBatchNodes) return DecodeError::kTooLarge;
     for (const Value& node : nodes->GetArray()) {
       if (!node.IsString()) return DecodeError::kWrongType;
+      if (node.GetStringLength() > kMaxStringBytes) return DecodeError::kTooLarge;
       out->nodes.emplace_back(View(node));
     }
     return DecodeError::kOk;

@@ -18,8 +18,9 @@
 //
 // Decoders check structure, types, versions and size limits, never names or
 // label syntax: that is the receiver's policy (the bridge validates with the
-// Kubernetes rules). Decoded string_views point into the payload buffer or into
-// the batch, so a batch is valid only while both live.
+// Kubernetes rules). Decoded string_views point into the batch or, for the
+// node named by a node topic, into the parsed Topic's string, so a batch is
+// valid only while both live.
 //
 // Thread safety: free functions and immutable objects; a batch or message is
 // owned by one thread at a time.
@@ -165,6 +166,9 @@ struct HeartbeatEntry {
 // Decoded heartbeats. Reused across messages to avoid allocation.
 struct HeartbeatBatch {
   std::vector<HeartbeatEntry> beats;
+  // The decoded strings `beats` point into, replaced by the next decode into
+  // this batch. A copied or moved batch's views still point here.
+  std::string arena;
 };
 
 struct Will {

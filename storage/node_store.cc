@@ -409,6 +409,13 @@ absl::StatusOr<RegisterResult> NodeStore::Register(const Node& reported) {
     result.created = true;
   } else {
     Node current = codec_.Decode(records_[slot]);
+    if (!reported.edge.gateway.empty() && reported.edge.gateway != current.edge.gateway) {
+      return absl::PermissionDeniedError(fmt::format(
+          "node {:?} is registered {}; gateway {:?} cannot take it over", reported.name,
+          current.edge.gateway.empty() ? std::string("on its own connection")
+                                       : fmt::format("through gateway {:?}", current.edge.gateway),
+          reported.edge.gateway));
+    }
     if (reported.edge.epoch != 0 && reported.edge.epoch < current.edge.epoch) {
       return absl::FailedPreconditionError(
           fmt::format("registration of {:?} carries epoch {}, older than the node's epoch {}",
@@ -496,6 +503,10 @@ absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
       continue;
     }
     NodeRecord& record = records_[slot];
+    if (!beat.gateway.empty() && codec_.Gateway(record) != beat.gateway) {
+      outcomes[i] = HeartbeatOutcome::kWrongGateway;
+      continue;
+    }
     if (record.epoch == 0) {
       // Pre-created through the API and never registered: the device must
       // register first, which assigns its first epoch.
@@ -539,20 +550,54 @@ absl::Status NodeStore::ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
   return absl::OkStatus();
 }
 
-absl::Status NodeStore::MarkDisconnected(std::string_view name) {
+absl::Status NodeStore::MarkDisconnected(std::string_view name, uint32_t epoch) {
   absl::MutexLock lock(&mu_);
   absl::Status writable = CheckWritableLocked();
   if (!writable.ok()) return writable;
   uint32_t slot = FindLocked(name);
   if (slot == kNoSlot) return absl::NotFoundError(fmt::format("node {:?} not found", name));
+  if (epoch != 0 && records_[slot].epoch != epoch) return absl::OkStatus();
+  return MarkDisconnectedLocked(slot, clock_->WallSeconds());
+}
 
+absl::StatusOr<size_t> NodeStore::MarkGatewayDisconnected(std::string_view gateway) {
+  if (gateway.empty()) return absl::InvalidArgumentError("a gateway name is needed");
+  absl::MutexLock lock(&mu_);
+  absl::Status writable = CheckWritableLocked();
+  if (!writable.ok()) return writable;
+  int64_t now = clock_->WallSeconds();
+  size_t changed = 0;
+  for (uint32_t slot = 0; slot < records_.size(); ++slot) {
+    const NodeRecord& record = records_[slot];
+    if ((record.flags & kDeleted) || !(record.flags & kConnected)) continue;
+    if (codec_.Gateway(record) != gateway) continue;
+    absl::Status status = MarkDisconnectedLocked(slot, now);
+    if (!status.ok()) return status;
+    ++changed;
+  }
+  return changed;
+}
+
+absl::Status NodeStore::MarkDisconnectedLocked(uint32_t slot, int64_t now) {
   NodeRecord updated = records_[slot];
   std::vector<uint32_t> new_blobs;
   updated.flags &= ~kConnected;
   codec_.SetReady(updated, ConditionStatus::kUnknown, kDisconnectedReason, kDisconnectedMessage,
-                  clock_->WallSeconds(), &new_blobs);
+                  now, &new_blobs);
   if (SameVisibleContent(updated, records_[slot])) return absl::OkStatus();
-  return CommitLocked(slot, name, updated, new_blobs, EventType::kModified).status();
+  return CommitLocked(slot, names_.Get(records_[slot].name), updated, new_blobs,
+                      EventType::kModified)
+      .status();
+}
+
+size_t NodeStore::CountConnected() const {
+  absl::ReaderMutexLock lock(&mu_);
+  size_t connected = 0;
+  for (uint32_t slot = 0; slot < records_.size(); ++slot) {
+    const NodeRecord& record = records_[slot];
+    if (!(record.flags & kDeleted) && (record.flags & kConnected)) ++connected;
+  }
+  return connected;
 }
 
 size_t NodeStore::CountExpired(int64_t grace_seconds) const {

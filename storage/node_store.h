@@ -30,6 +30,7 @@
 //   Aborted             resourceVersion precondition failed (409 Conflict)
 //   InvalidArgument     bad selector, bad name, change to a device-owned label
 //   FailedPrecondition  the name is tombstoned, or a stale epoch
+//   PermissionDenied    a gateway registering a node that is not its own
 //   OutOfRange          the version asked for is no longer retained: an
 //                       expired continue token or a watch from too old a
 //                       version (410 Gone; see IsExpired())
@@ -112,6 +113,9 @@ struct Heartbeat {
   std::string_view name;
   uint32_t epoch = 0;
   uint32_t sequence = 0;
+  // The gateway the heartbeat came through; empty when the node sent it on
+  // its own connection. A gateway may speak only for nodes registered through it.
+  std::string_view gateway;
 };
 
 enum class HeartbeatOutcome : uint8_t {
@@ -121,6 +125,7 @@ enum class HeartbeatOutcome : uint8_t {
   kStaleEpoch,    // From an earlier epoch than the node's.
   kUnknownEpoch,  // From a later epoch: the device restarted unregistered.
   kUnknownNode,   // No such node (or a deleted one).
+  kWrongGateway,  // Sent by a gateway the node is not registered through.
 };
 
 struct ListOptions {
@@ -184,6 +189,11 @@ class NodeStore {
   // fields. `reported.edge.epoch` 0 asks the cloud to assign the next epoch.
   // Group-committed: returns once applied; call WaitDurable() before
   // acknowledging. A re-registration that changes nothing gets no new version.
+  //
+  // `reported.edge.gateway` names the gateway the registration came through
+  // (empty: the node's own connection). A gateway cannot take over a node that
+  // is registered directly or through another gateway (PermissionDenied);
+  // the node's own connection always may, which detaches it from its gateway.
   absl::StatusOr<RegisterResult> Register(const Node& reported);
 
   // Applies a batch of heartbeats under one lock acquisition. `outcomes`
@@ -192,8 +202,17 @@ class NodeStore {
   absl::Status ApplyHeartbeats(std::span<const Heartbeat> heartbeats,
                                std::span<HeartbeatOutcome> outcomes);
 
-  // Ready=Unknown at once and connected=false (a last-will message).
-  absl::Status MarkDisconnected(std::string_view name);
+  // Ready=Unknown at once and connected=false (a last-will message). With a
+  // non-zero `epoch`, only if the node is still in that epoch: a late will of
+  // a connection the device has since replaced changes nothing.
+  absl::Status MarkDisconnected(std::string_view name, uint32_t epoch = 0);
+
+  // MarkDisconnected for every connected node registered through `gateway`
+  // (the gateway's last will). Returns how many changed.
+  absl::StatusOr<size_t> MarkGatewayDisconnected(std::string_view gateway);
+
+  // Nodes whose device connection is up (status.edge.connected).
+  size_t CountConnected() const;
 
   // Nodes whose last heartbeat is older than `grace_seconds` of monotonic
   // time and that are not already Ready=Unknown.
@@ -313,6 +332,8 @@ class NodeStore {
   uint32_t AllocateSlotLocked(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FreeSlotLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishLocked(NodeRecord& record, int64_t now_s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MarkDisconnectedLocked(uint32_t slot, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The report period of the node in `slot`: between 3/4 of the configured
   // one and all of it.
   int64_t ReportPeriod(uint32_t slot) const;
