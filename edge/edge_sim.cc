@@ -598,12 +598,12 @@ void EdgeSimulator::Flush(Worker& worker, Connection& conn, int64_t now) {
 
   if (options_.assume_accepted && registrations > 0) {
     // No cloud answers: accept what was just sent.
+    protocol::Ack accepted;
+    accepted.result = protocol::AckResult::kAccepted;
     for (uint32_t i = conn.begin; i < conn.end; ++i) {
       if (states_[i].phase != NodePhase::kAwaitingAck) continue;
-      ApplyAck(conn, i,
-               protocol::Ack{
-                   .node = {}, .result = protocol::AckResult::kAccepted, .epoch = states_[i].epoch},
-               now);
+      accepted.epoch = states_[i].epoch;
+      ApplyAck(conn, i, accepted, now);
     }
   }
 }

@@ -144,7 +144,10 @@ TEST(AgentConfig, RegistrationCarriesFactsAndLabels) {
 }
 
 TEST(AgentConfig, EphemeralStorageKeepsTenPercentBack) {
-  HostFacts facts{.cpus = 1, .memory_bytes = 1ull << 30, .storage_bytes = 10ull << 30};
+  HostFacts facts;
+  facts.cpus = 1;
+  facts.memory_bytes = 1ull << 30;
+  facts.storage_bytes = 10ull << 30;
   protocol::Registration r = BuildRegistration(AgentOptions{}, "n", facts, "v");
   EXPECT_EQ(r.capacity, (protocol::StringPairs{{"cpu", "1"},
                                                {"ephemeral-storage", "10485760Ki"},

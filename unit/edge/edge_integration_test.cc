@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "unit/edge/edge_test_support.h"
+#include "unit/edge/test_acks.h"
 
 namespace kole::edge::testing {
 namespace {
@@ -153,8 +154,7 @@ TEST_F(EdgeIntegrationTest, SimIgnoresHostileAcknowledgementsAndControlMessages)
   auto cloud = StartCloud(
       [](const protocol::Registration& r, uint32_t attempt) -> std::optional<protocol::Ack> {
         if (attempt == 1) return std::nullopt;  // Leave time for the garbage below.
-        return protocol::Ack{
-            .node = r.node, .result = protocol::AckResult::kAccepted, .epoch = r.epoch};
+        return MakeAck(r.node, protocol::AckResult::kAccepted, r.epoch);
       });
   auto sim = StartSim({"--nodes", "20", "--exit-when-registered"}, "sim");
   // Once the first registrations arrive the gateway is subscribed.
@@ -182,11 +182,9 @@ TEST_F(EdgeIntegrationTest, SimRetriesUnansweredAndRetryAnsweredRegistrations) {
       [](const protocol::Registration& r, uint32_t attempt) -> std::optional<protocol::Ack> {
         if (attempt == 1) return std::nullopt;
         if (attempt == 2) {
-          return protocol::Ack{
-              .node = r.node, .result = protocol::AckResult::kRetry, .reason = "StorageFull"};
+          return MakeAck(r.node, protocol::AckResult::kRetry, 0, "StorageFull");
         }
-        return protocol::Ack{
-            .node = r.node, .result = protocol::AckResult::kAccepted, .epoch = r.epoch};
+        return MakeAck(r.node, protocol::AckResult::kAccepted, r.epoch);
       });
   auto sim = StartSim({"--nodes", "200", "--exit-when-registered"}, "sim");
   std::optional<int> code = sim->Wait(absl::Seconds(30));

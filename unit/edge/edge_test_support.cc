@@ -172,10 +172,12 @@ std::string Process::Stderr() const { return ReadAll(prefix_ + ".stderr"); }
 
 TestCloud::AckPolicy TestCloud::AcceptAll() {
   return [](const protocol::Registration& r, uint32_t) {
-    return protocol::Ack{.node = r.node,
-                         .result = protocol::AckResult::kAccepted,
-                         .epoch = r.epoch == 0 ? 100 : r.epoch,
-                         .resource_version = 1};
+    protocol::Ack ack;
+    ack.node = r.node;
+    ack.result = protocol::AckResult::kAccepted;
+    ack.epoch = r.epoch == 0 ? 100 : r.epoch;
+    ack.resource_version = 1;
+    return ack;
   };
 }
 
@@ -193,11 +195,12 @@ void TestCloud::SetTls(std::string ca_file, std::string cert_file, std::string k
 }
 
 bool TestCloud::Start() {
-  protocol::MqttClientOptions options{.broker = broker_,
-                                      .client_id = "kole-test-cloud",
-                                      .ca_file = ca_file_,
-                                      .cert_file = cert_file_,
-                                      .key_file = key_file_};
+  protocol::MqttClientOptions options;
+  options.broker = broker_;
+  options.client_id = "kole-test-cloud";
+  options.ca_file = ca_file_;
+  options.cert_file = cert_file_;
+  options.key_file = key_file_;
   options.min_backoff = absl::Milliseconds(50);
   options.max_backoff = absl::Milliseconds(500);
   auto client = protocol::MqttClient::Create(
@@ -229,7 +232,8 @@ void TestCloud::Handle(const protocol::MqttMessage& message) {
         ++decode_errors_;
         return;
       }
-      protocol::AckMessage acks{.id = registers.id};
+      protocol::AckMessage acks;
+      acks.id = registers.id;
       for (const protocol::Registration& r : registers.nodes) {
         NodeRecord& record = nodes_[r.node];
         record.sender = topic->sender;
