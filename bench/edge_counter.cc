@@ -28,7 +28,12 @@ int main(int argc, char** argv) {
   TopicScheme topics;
   std::unique_ptr<MqttClient>* self = nullptr;
   auto client = MqttClient::Create(
-      MqttClientOptions{.broker = broker, .client_id = "kole-bench-edge-counter"},
+      [&] {
+        MqttClientOptions options;
+        options.broker = broker;
+        options.client_id = "kole-bench-edge-counter";
+        return options;
+      }(),
       [&](const MqttMessage& m) {
         // Paho's receive thread: one decoder state per process is enough.
         static thread_local RegisterMessage registers;
@@ -46,10 +51,11 @@ int main(int argc, char** argv) {
                 acks.id = registers.id;
                 acks.acks.resize(registers.nodes.size());
                 for (size_t i = 0; i < registers.nodes.size(); ++i) {
-                  acks.acks[i] = Ack{.node = registers.nodes[i].node,
-                                     .result = AckResult::kAccepted,
-                                     .epoch = registers.nodes[i].epoch,
-                                     .resource_version = 1};
+                  Ack& a = acks.acks[i];
+                  a.node = registers.nodes[i].node;
+                  a.result = AckResult::kAccepted;
+                  a.epoch = registers.nodes[i].epoch;
+                  a.resource_version = 1;
                 }
                 payload.clear();
                 EncodeAck(acks, topic->sender == Sender::kNode, payload);

@@ -272,7 +272,8 @@ void Agent::SendDue(int64_t now) {
                 "attempt", static_cast<int>(state_.attempts));
     } else {
       uint32_t sequence = protocol_.SendHeartbeat(&state_, now);
-      protocol::HeartbeatEntry beat{.node = node_, .epoch = state_.epoch, .sequence = sequence};
+      protocol::HeartbeatEntry beat{
+          .node = node_, .epoch = state_.epoch, .sequence = sequence, .pod_revision = {}};
       protocol::EncodeHeartbeats({&beat, 1}, /*on_node_topic=*/true, payload);
       topic = &heartbeat_topic_;
       qos = 0;

@@ -183,6 +183,12 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
   if (o.heartbeat_interval < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--heartbeat-interval must be at least 100ms");
   }
+  if (o.facts_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--facts-interval must be at least 1s");
+  }
+  if (o.retry.tombstone_retry < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--tombstone-retry must be at least 1s");
+  }
   if (o.retry.initial <= absl::ZeroDuration() || o.retry.max < o.retry.initial) {
     return absl::InvalidArgumentError("need 0 < --retry-initial-backoff <= --retry-max-backoff");
   }
@@ -254,6 +260,16 @@ protocol::Registration BuildRegistration(const AgentOptions& options, const std:
                                                             : 0)},
       {"pods", std::to_string(options.max_pods)},
   };
+
+  if (facts.storage_bytes > 0) {
+    // kubelet's default hard eviction threshold for the node file system
+    // is 10 % available.
+    r.capacity.emplace_back("ephemeral-storage", MemoryQuantity(facts.storage_bytes));
+    r.allocatable.emplace_back("ephemeral-storage",
+                               MemoryQuantity(facts.storage_bytes - facts.storage_bytes / 10));
+    std::sort(r.capacity.begin(), r.capacity.end());
+    std::sort(r.allocatable.begin(), r.allocatable.end());
+  }
 
   for (const InterfaceAddress& address : facts.addresses) {
     r.addresses.push_back({"InternalIP", address.address});

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  FactSource source{.root = options.facts_root};
+  FactSource source;
+  source.root = options.facts_root;
   absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Create(options, source);
   if (!agent.ok()) {
     KOLE_LOG(Error, "kole-agent cannot start", "err", agent.status());

@@ -76,7 +76,8 @@ int64_t SteadyMs() {
       .count();
 }
 
-// Room left for the envelope under the payload limit when sizing batches.
+// Registration batches aim at 90 % of the payload limit, a margin for the
+// per-entry size estimate; a batch that still comes out too large is halved.
 constexpr double kRegisterBudgetBytes = protocol::kMaxPayloadBytes * 0.9;
 
 }  // namespace
@@ -597,12 +598,12 @@ void EdgeSimulator::Flush(Worker& worker, Connection& conn, int64_t now) {
 
   if (options_.assume_accepted && registrations > 0) {
     // No cloud answers: accept what was just sent.
+    protocol::Ack accepted;
+    accepted.result = protocol::AckResult::kAccepted;
     for (uint32_t i = conn.begin; i < conn.end; ++i) {
       if (states_[i].phase != NodePhase::kAwaitingAck) continue;
-      ApplyAck(conn, i,
-               protocol::Ack{
-                   .node = {}, .result = protocol::AckResult::kAccepted, .epoch = states_[i].epoch},
-               now);
+      accepted.epoch = states_[i].epoch;
+      ApplyAck(conn, i, accepted, now);
     }
   }
 }

@@ -51,7 +51,11 @@ int Main(int argc, char** argv) {
   app.add_option("--username", options.username,
                  "MQTT user name (default: the client id, i.e. node or gateway name)")
       ->group(connection);
-  app.add_option("--password", options.password, "MQTT password")->group(connection);
+  std::string password_file;
+  app.add_option("--password", options.password, "MQTT password (prefer --password-file)")
+      ->group(connection);
+  app.add_option("--password-file", password_file, "File whose first line is the MQTT password")
+      ->group(connection);
   app.add_option("--ca-file", options.ca_file, "CA of the broker's certificate (TLS)")
       ->group(connection);
   app.add_option("--cert-file", options.cert_file, "Client certificate (TLS)")->group(connection);
@@ -133,7 +137,9 @@ int Main(int argc, char** argv) {
       ->group(faults);
 
   auto* run = "Run";
-  app.add_option("--duration", duration, "Run this long, then exit 0; 0: until SIGINT/SIGTERM")
+  app.add_option("--duration", duration,
+                 "Run this long, then exit 0 (1 with --exit-when-registered if not every node "
+                 "was registered by then); 0: until SIGINT/SIGTERM")
       ->group(run);
   app.add_flag("--exit-when-registered", exit_when_registered,
                "Exit 0 (with the figures) once every node is acknowledged")
@@ -151,6 +157,14 @@ int Main(int argc, char** argv) {
   if (absl::Status status = ApplyLogFlags(verbosity, vmodule); !status.ok()) {
     std::fprintf(stderr, "kole-edge-sim: %s\n", std::string(status.message()).c_str());
     return 2;
+  }
+  if (!password_file.empty()) {
+    std::ifstream in(password_file);
+    if (!in || !std::getline(in, options.password)) {
+      std::fprintf(stderr, "kole-edge-sim: cannot read --password-file %s\n",
+                   password_file.c_str());
+      return 2;
+    }
   }
   const bool tty = isatty(STDOUT_FILENO) == 1;
   absl::Duration run_for, progress_every;
@@ -234,7 +248,16 @@ int Main(int argc, char** argv) {
       last_progress = now;
     }
     if (exit_when_registered && registered) break;
-    if (run_for > absl::ZeroDuration() && now - start >= run_for) break;
+    if (run_for > absl::ZeroDuration() && now - start >= run_for) {
+      if (exit_when_registered) {
+        // Asked to wait for registration and bounded by --duration: not
+        // getting there is a failure the caller must see.
+        KOLE_LOG(Error, "Not every node was registered within --duration", "registered",
+                 (*sim)->Counters().registered, "nodes", options.nodes);
+        exit_code = 1;
+      }
+      break;
+    }
   }
   if (tty) std::printf("\n");
 

@@ -5,6 +5,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -225,6 +226,11 @@ absl::StatusOr<HostFacts> ReadHostFacts(const FactSource& source) {
   if (facts.memory_bytes == 0) {
     return absl::InvalidArgumentError(
         fmt::format("{} has no MemTotal line", Path(source, "/proc/meminfo")));
+  }
+
+  struct statvfs disk {};
+  if (statvfs(Path(source, "/").c_str(), &disk) == 0) {
+    facts.storage_bytes = static_cast<uint64_t>(disk.f_blocks) * disk.f_frsize;
   }
 
   facts.addresses = source.addresses ? *source.addresses : SystemAddresses();

@@ -13,6 +13,7 @@
 //   architecture    uname(2) machine, in Go's names (amd64, arm64, arm, ...)
 //   CPUs            <root>/sys/devices/system/cpu/online ("0-3,6")
 //   memory          MemTotal of <root>/proc/meminfo
+//   storage         statvfs(3) of <root> (kubelet's ephemeral-storage)
 //   addresses       getifaddrs(3), loopback and link-local skipped
 //
 // FactSource makes every path relative to a root and lets tests inject the
@@ -52,6 +53,7 @@ struct HostFacts {
   std::string architecture;  // Go's GOARCH names.
   uint32_t cpus = 0;
   uint64_t memory_bytes = 0;
+  uint64_t storage_bytes = 0;  // 0 when statvfs failed.
   std::vector<InterfaceAddress> addresses;
 };
 

@@ -143,5 +143,19 @@ TEST(AgentConfig, RegistrationCarriesFactsAndLabels) {
   EXPECT_EQ(r.node_info.agent_version, "v0.1.0-kole");
 }
 
+TEST(AgentConfig, EphemeralStorageKeepsTenPercentBack) {
+  HostFacts facts;
+  facts.cpus = 1;
+  facts.memory_bytes = 1ull << 30;
+  facts.storage_bytes = 10ull << 30;
+  protocol::Registration r = BuildRegistration(AgentOptions{}, "n", facts, "v");
+  EXPECT_EQ(r.capacity, (protocol::StringPairs{{"cpu", "1"},
+                                               {"ephemeral-storage", "10485760Ki"},
+                                               {"memory", "1048576Ki"},
+                                               {"pods", "110"}}));
+  EXPECT_EQ(r.allocatable[1],
+            (std::pair<std::string, std::string>{"ephemeral-storage", "9437184Ki"}));
+}
+
 }  // namespace
 }  // namespace kole::edge

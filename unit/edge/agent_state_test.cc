@@ -6,9 +6,12 @@
 #include <fstream>
 
 #include "edge/node_state.h"
+#include "unit/edge/test_acks.h"
 
 namespace kole::edge {
 namespace {
+
+using testing::MakeAck;
 
 std::string FreshDir(const std::string& name) {
   std::string dir = ::testing::TempDir() + "/agent-state-" + name;
@@ -71,10 +74,7 @@ TEST(AgentState, SequenceOrderHoldsAcrossRestarts) {
     EXPECT_EQ(sequence, 1u);
     EXPECT_GT(std::pair(state.epoch, sequence), last);
     last = {state.epoch, sequence};
-    protocol.OnAck(
-        &state,
-        protocol::Ack{.node = "n", .result = protocol::AckResult::kAccepted, .epoch = state.epoch},
-        now, rng);
+    protocol.OnAck(&state, MakeAck("n", protocol::AckResult::kAccepted, state.epoch), now, rng);
     for (int beat = 0; beat < 4; ++beat) {
       now = state.due_ms;
       sequence = protocol.SendHeartbeat(&state, now);

@@ -10,11 +10,28 @@
 #include <fstream>
 
 #include "unit/edge/edge_test_support.h"
+#include "unit/edge/test_acks.h"
 
 namespace kole::edge::testing {
 namespace {
 
 using ::testing::HasSubstr;
+
+// True once `node` sends no heartbeat for `quiet` (longer than its interval
+// plus a flush), checked until `timeout`. A message already on its way when
+// the node was told to stop may still arrive, hence no single snapshot.
+bool GoesQuiet(const TestCloud& cloud, const std::string& node, absl::Duration quiet,
+               absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  uint32_t seen = cloud.Snapshot().at(node).heartbeats;
+  while (absl::Now() < deadline) {
+    absl::SleepFor(quiet);
+    uint32_t now = cloud.Snapshot().at(node).heartbeats;
+    if (now == seen) return true;
+    seen = now;
+  }
+  return false;
+}
 
 const std::string kSim = std::string(KOLE_BIN_DIR) + "/kole-edge-sim";
 const std::string kAgent = std::string(KOLE_BIN_DIR) + "/kole-agent";
@@ -110,6 +127,54 @@ TEST_F(EdgeIntegrationTest, SimWithNodeConnectionsUsesNodeTopics) {
   EXPECT_EQ(cloud->Snapshot().size(), 20u);
 }
 
+TEST_F(EdgeIntegrationTest, SimFailsWhenNotRegisteredWithinTheDuration) {
+  // No cloud answers, so --exit-when-registered cannot succeed.
+  auto sim = StartSim({"--nodes", "10", "--exit-when-registered", "--duration", "1s"}, "sim");
+  std::optional<int> code = sim->Wait(absl::Seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(sim->Stdout(), HasSubstr("figure sim.registered 0 nodes"));
+}
+
+TEST_F(EdgeIntegrationTest, SimSlicesOfOneFleetDoNotOverlap) {
+  auto cloud = StartCloud();
+  auto first = StartSim({"--nodes", "50", "--exit-when-registered"}, "first");
+  auto second =
+      StartSim({"--nodes", "50", "--first-index", "50", "--exit-when-registered"}, "second");
+  ASSERT_EQ(first->Wait(absl::Seconds(20)), 0) << first->Stderr();
+  ASSERT_EQ(second->Wait(absl::Seconds(20)), 0) << second->Stderr();
+  std::map<std::string, NodeRecord> nodes = cloud->Snapshot();
+  EXPECT_EQ(nodes.size(), 100u) << "the two slices name different nodes";
+  std::map<std::string, int> per_gateway;
+  for (const auto& [name, record] : nodes) ++per_gateway[record.via];
+  EXPECT_EQ(per_gateway, (std::map<std::string, int>{{"gw-5-0", 50}, {"gw-5-50", 50}}));
+}
+
+TEST_F(EdgeIntegrationTest, SimIgnoresHostileAcknowledgementsAndControlMessages) {
+  auto cloud = StartCloud(
+      [](const protocol::Registration& r, uint32_t attempt) -> std::optional<protocol::Ack> {
+        if (attempt == 1) return std::nullopt;  // Leave time for the garbage below.
+        return MakeAck(r.node, protocol::AckResult::kAccepted, r.epoch);
+      });
+  auto sim = StartSim({"--nodes", "20", "--exit-when-registered"}, "sim");
+  // Once the first registrations arrive the gateway is subscribed.
+  ASSERT_TRUE(
+      cloud->WaitFor([](const TestCloud& c) { return c.nodes().size() == 20; }, absl::Seconds(10)));
+  for (const char* channel : {"ack", "control"}) {
+    std::string topic = std::string("kole/v1/gateways/gw-5-0/") + channel;
+    cloud->PublishRaw(topic, "\x01\x02 not json");
+    cloud->PublishRaw(topic, R"({"v":1,"id":"x","acks":{"node":7}})");
+    cloud->PublishRaw(topic, R"({"v":2,"action":"Deregister","nodes":[]})");
+    cloud->PublishRaw(topic, std::string(2 << 20, '{'));
+    // Well-formed, but for nodes that are not the gateway's own.
+    cloud->PublishRaw(topic, R"({"v":1,"action":"Deregister","nodes":["someone-else"]})");
+  }
+  std::optional<int> code = sim->Wait(absl::Seconds(20));
+  ASSERT_TRUE(code.has_value()) << sim->Stderr();
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(sim->Stdout(), HasSubstr("figure sim.registered 20 nodes"));
+}
+
 TEST_F(EdgeIntegrationTest, SimRetriesUnansweredAndRetryAnsweredRegistrations) {
   // The first registration of every node goes unanswered (lost on the way),
   // the second gets kRetry (the cloud's disk is full), the third is accepted.
@@ -117,11 +182,9 @@ TEST_F(EdgeIntegrationTest, SimRetriesUnansweredAndRetryAnsweredRegistrations) {
       [](const protocol::Registration& r, uint32_t attempt) -> std::optional<protocol::Ack> {
         if (attempt == 1) return std::nullopt;
         if (attempt == 2) {
-          return protocol::Ack{
-              .node = r.node, .result = protocol::AckResult::kRetry, .reason = "StorageFull"};
+          return MakeAck(r.node, protocol::AckResult::kRetry, 0, "StorageFull");
         }
-        return protocol::Ack{
-            .node = r.node, .result = protocol::AckResult::kAccepted, .epoch = r.epoch};
+        return MakeAck(r.node, protocol::AckResult::kAccepted, r.epoch);
       });
   auto sim = StartSim({"--nodes", "200", "--exit-when-registered"}, "sim");
   std::optional<int> code = sim->Wait(absl::Seconds(30));
@@ -196,11 +259,9 @@ TEST_F(EdgeIntegrationTest, SimObeysResyncAndDeregisterOnTheGatewayControlTopic)
                c.nodes().at(names[1]).registrations == 2;
       },
       absl::Seconds(10)));
-  absl::SleepFor(absl::Milliseconds(300));
-  uint32_t silenced = cloud->Snapshot().at(names[2]).heartbeats;
-  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_TRUE(GoesQuiet(*cloud, names[2], absl::Milliseconds(2500), absl::Seconds(15)))
+      << "a deregistered node goes quiet";
   std::map<std::string, NodeRecord> after = cloud->Snapshot();
-  EXPECT_EQ(after.at(names[2]).heartbeats, silenced) << "a deregistered node goes quiet";
   EXPECT_GT(after.at(names[3]).heartbeats, before.at(names[3]).heartbeats + 1);
   for (int k : {0, 1}) {
     EXPECT_EQ(after.at(names[k]).epoch, 3u) << "a resync stays in the epoch";
@@ -343,10 +404,7 @@ TEST_F(AgentIntegrationTest, AgentAnswersResyncWithARegistrationInTheSameEpoch) 
                      protocol::ControlMessage{.action = protocol::ControlAction::kDeregister,
                                               .nodes = {"pi-lab-07"},
                                               .reason = "Deleted"});
-  absl::SleepFor(absl::Milliseconds(600));
-  uint32_t silenced = cloud->Snapshot().at("pi-lab-07").heartbeats;
-  absl::SleepFor(absl::Seconds(1));
-  EXPECT_EQ(cloud->Snapshot().at("pi-lab-07").heartbeats, silenced)
+  EXPECT_TRUE(GoesQuiet(*cloud, "pi-lab-07", absl::Seconds(1), absl::Seconds(10)))
       << "a deregistered node sends nothing more";
   agent->Signal(SIGTERM);
   ASSERT_TRUE(agent->Wait(absl::Seconds(10)).has_value());
@@ -370,6 +428,52 @@ TEST_F(AgentIntegrationTest, AgentWithCloudEpochAdoptsTheAcknowledgedEpoch) {
       << "a device without storage writes no state";
   agent->Signal(SIGTERM);
   ASSERT_TRUE(agent->Wait(absl::Seconds(10)).has_value());
+}
+
+// The enrollment path: the broker requires a client certificate and takes
+// the certificate's common name as the user name, the identity its ACLs key
+// on. The agent and a gateway of the simulator connect with their own.
+TEST(EdgeTlsTest, AgentAndSimConnectWithClientCertificates) {
+  std::string dir = ::testing::TempDir() + "/edge-it-tls";
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(MakeCertificates(dir + "/pki", {"kole-test-cloud", "pi-lab-07", "gw-9-0"}));
+  const std::string pki = dir + "/pki/";
+  Broker broker(dir + "/broker",
+                "cafile " + pki + "ca.pem\ncertfile " + pki + "broker.pem\nkeyfile " + pki +
+                    "broker-key.pem\nrequire_certificate true\nuse_identity_as_username true\n",
+                /*tls=*/true);
+  ASSERT_TRUE(broker.Start());
+  TestCloud cloud(broker.url());
+  cloud.SetTls(pki + "ca.pem", pki + "kole-test-cloud.pem", pki + "kole-test-cloud-key.pem");
+  ASSERT_TRUE(cloud.Start());
+
+  Process agent(kAgent,
+                {"--broker", broker.url(), "--facts-root", std::string(KOLE_EDGE_TESTDATA) + "/rpi",
+                 "--state-dir", dir + "/agent-state", "--heartbeat-interval", "300ms", "--ca-file",
+                 pki + "ca.pem", "--cert-file", pki + "pi-lab-07.pem", "--key-file",
+                 pki + "pi-lab-07-key.pem"},
+                dir + "/agent");
+  ASSERT_TRUE(agent.Start());
+  Process sim(kSim,
+              {"--broker", broker.url(), "--seed", "9", "--nodes", "30", "--heartbeat-interval",
+               "1s", "--flush-interval", "100ms", "--ca-file", pki + "ca.pem", "--cert-file",
+               pki + "gw-9-0.pem", "--key-file", pki + "gw-9-0-key.pem", "--exit-when-registered"},
+              dir + "/sim");
+  ASSERT_TRUE(sim.Start());
+
+  std::optional<int> code = sim.Wait(absl::Seconds(20));
+  ASSERT_TRUE(code.has_value()) << sim.Stderr();
+  EXPECT_EQ(*code, 0) << sim.Stderr();
+  ASSERT_TRUE(cloud.WaitFor(
+      [](const TestCloud& c) {
+        auto it = c.nodes().find("pi-lab-07");
+        return it != c.nodes().end() && it->second.heartbeats >= 2;
+      },
+      absl::Seconds(15)))
+      << agent.Stderr();
+  EXPECT_EQ(cloud.Snapshot().size(), 31u);
+  agent.Signal(SIGTERM);
+  ASSERT_TRUE(agent.Wait(absl::Seconds(10)).has_value());
 }
 
 }  // namespace

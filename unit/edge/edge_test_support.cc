@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -70,18 +71,48 @@ pid_t Spawn(const std::string& path, const std::vector<std::string>& args, const
 
 }  // namespace
 
-Broker::Broker(std::string dir) : dir_(std::move(dir)) {
+Broker::Broker(std::string dir, std::string listener_config, bool tls)
+    : dir_(std::move(dir)), listener_config_(std::move(listener_config)), tls_(tls) {
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
 }
 
 Broker::~Broker() { Stop(); }
 
+bool MakeCertificates(const std::string& dir, const std::vector<std::string>& clients) {
+  std::filesystem::create_directories(dir);
+  auto run = [](const std::string& command) {
+    return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+  };
+  const std::string d = dir + "/";
+  if (!run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kole-test-ca -keyout " + d +
+           "ca-key.pem -out " + d + "ca.pem")) {
+    return false;
+  }
+  std::ofstream(d + "san.cnf") << "subjectAltName=IP:127.0.0.1\n";
+  auto issue = [&](const std::string& name, const std::string& extensions) {
+    return run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + d + name +
+               "-key.pem -out " + d + name + ".csr") &&
+           run("openssl x509 -req -days 2 -CA " + d + "ca.pem -CAkey " + d +
+               "ca-key.pem -CAcreateserial -in " + d + name + ".csr -out " + d + name + ".pem " +
+               extensions);
+  };
+  if (!issue("broker", "-extfile " + d + "san.cnf")) return false;
+  for (const std::string& client : clients) {
+    if (!issue(client, "")) return false;
+  }
+  return true;
+}
+
 bool Broker::Start() {
   if (port_ == 0) port_ = FreePort();
   std::string config = dir_ + "/mosquitto.conf";
-  std::ofstream(config) << "listener " << port_ << " 127.0.0.1\n"
-                        << "allow_anonymous true\n"
+  // Started as root, mosquitto switches to its own user unless told to
+  // stay, and then cannot read the test's files.
+  const passwd* user = getpwuid(geteuid());
+  std::ofstream(config) << "user " << (user != nullptr ? user->pw_name : "mosquitto") << "\n"
+                        << "listener " << port_ << " 127.0.0.1\n"
+                        << listener_config_ << "allow_anonymous true\n"
                         << "persistence false\n"
                         << "max_queued_messages 100000\n"
                         << "log_dest file " << dir_ << "/mosquitto.log\n";
@@ -141,10 +172,12 @@ std::string Process::Stderr() const { return ReadAll(prefix_ + ".stderr"); }
 
 TestCloud::AckPolicy TestCloud::AcceptAll() {
   return [](const protocol::Registration& r, uint32_t) {
-    return protocol::Ack{.node = r.node,
-                         .result = protocol::AckResult::kAccepted,
-                         .epoch = r.epoch == 0 ? 100 : r.epoch,
-                         .resource_version = 1};
+    protocol::Ack ack;
+    ack.node = r.node;
+    ack.result = protocol::AckResult::kAccepted;
+    ack.epoch = r.epoch == 0 ? 100 : r.epoch;
+    ack.resource_version = 1;
+    return ack;
   };
 }
 
@@ -155,8 +188,19 @@ TestCloud::~TestCloud() {
   if (client_) client_->Stop();
 }
 
+void TestCloud::SetTls(std::string ca_file, std::string cert_file, std::string key_file) {
+  ca_file_ = std::move(ca_file);
+  cert_file_ = std::move(cert_file);
+  key_file_ = std::move(key_file);
+}
+
 bool TestCloud::Start() {
-  protocol::MqttClientOptions options{.broker = broker_, .client_id = "kole-test-cloud"};
+  protocol::MqttClientOptions options;
+  options.broker = broker_;
+  options.client_id = "kole-test-cloud";
+  options.ca_file = ca_file_;
+  options.cert_file = cert_file_;
+  options.key_file = key_file_;
   options.min_backoff = absl::Milliseconds(50);
   options.max_backoff = absl::Milliseconds(500);
   auto client = protocol::MqttClient::Create(
@@ -188,7 +232,8 @@ void TestCloud::Handle(const protocol::MqttMessage& message) {
         ++decode_errors_;
         return;
       }
-      protocol::AckMessage acks{.id = registers.id};
+      protocol::AckMessage acks;
+      acks.id = registers.id;
       for (const protocol::Registration& r : registers.nodes) {
         NodeRecord& record = nodes_[r.node];
         record.sender = topic->sender;
@@ -295,6 +340,10 @@ void TestCloud::SendControl(protocol::Sender sender, const std::string& id,
   std::string payload;
   protocol::EncodeControl(message, sender == protocol::Sender::kNode, payload);
   (void)client_->Publish(topics_.Build(sender, id, protocol::Channel::kControl), payload, 1);
+}
+
+void TestCloud::PublishRaw(const std::string& topic, const std::string& payload) {
+  (void)client_->Publish(topic, payload, 1);
 }
 
 }  // namespace kole::edge::testing

@@ -28,20 +28,30 @@ namespace kole::edge::testing {
 // A mosquitto broker (Debian's /usr/sbin/mosquitto) on 127.0.0.1.
 class Broker {
  public:
-  explicit Broker(std::string dir);
+  // `listener_config` lines follow the listener line (TLS settings).
+  explicit Broker(std::string dir, std::string listener_config = "", bool tls = false);
   ~Broker();
   // Starts on a free port (the same port again after Stop()); false if it
   // does not accept connections within 5 s.
   bool Start();
   void Stop();
-  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return (tls_ ? "ssl://127.0.0.1:" : "tcp://127.0.0.1:") + std::to_string(port_);
+  }
   int port() const { return port_; }
 
  private:
   std::string dir_;
+  std::string listener_config_;
+  bool tls_ = false;
   int port_ = 0;
   pid_t pid_ = -1;
 };
+
+// Writes a CA, a broker certificate for 127.0.0.1 and client certificates
+// whose common names are `clients` into `dir` (ca.pem, broker.pem,
+// broker-key.pem, <name>.pem, <name>-key.pem) with the openssl tool.
+bool MakeCertificates(const std::string& dir, const std::vector<std::string>& clients);
 
 // A child process with stdout and stderr in files.
 class Process {
@@ -89,6 +99,8 @@ class TestCloud {
   static AckPolicy AcceptAll();
 
   TestCloud(std::string broker, AckPolicy policy = AcceptAll());
+  // TLS with a client certificate; before Start().
+  void SetTls(std::string ca_file, std::string cert_file, std::string key_file);
   ~TestCloud();
   bool Start();
 
@@ -110,11 +122,16 @@ class TestCloud {
 
   void SendControl(protocol::Sender sender, const std::string& id,
                    const protocol::ControlMessage& message);
+  // Any bytes on any topic (hostile input for devices).
+  void PublishRaw(const std::string& topic, const std::string& payload);
 
  private:
   void Handle(const protocol::MqttMessage& message);
 
   std::string broker_;
+  std::string ca_file_;
+  std::string cert_file_;
+  std::string key_file_;
   AckPolicy policy_;
   protocol::TopicScheme topics_;
   std::unique_ptr<protocol::MqttClient> client_;

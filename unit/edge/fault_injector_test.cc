@@ -60,7 +60,7 @@ TEST(FaultInjector, MalformedPayloadsFailToDecode) {
   FaultInjector injector(FaultOptions{.malformed_rate = 1}, 3);
   protocol::TopicScheme topics;
   protocol::Topic topic = *topics.Parse("kole/v1/gateways/gw-1-0/heartbeat");
-  protocol::HeartbeatEntry beat{.node = "a", .epoch = 1, .sequence = 2};
+  protocol::HeartbeatEntry beat{.node = "a", .epoch = 1, .sequence = 2, .pod_revision = {}};
   std::string valid;
   protocol::EncodeHeartbeats({&beat, 1}, false, valid);
   protocol::HeartbeatBatch batch;

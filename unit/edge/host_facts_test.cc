@@ -25,6 +25,7 @@ TEST(HostFacts, ReadsEveryFactFromTheFixtureTree) {
   EXPECT_EQ(facts->architecture, "arm64");
   EXPECT_EQ(facts->cpus, 4u);
   EXPECT_EQ(facts->memory_bytes, 8245324ull * 1024);
+  EXPECT_GT(facts->storage_bytes, 0u) << "statvfs of the root";
   ASSERT_EQ(facts->addresses.size(), 1u);
   EXPECT_EQ(facts->addresses[0].address, "192.0.2.7");
 }

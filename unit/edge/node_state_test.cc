@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "unit/edge/test_acks.h"
+
 namespace kole::edge {
 namespace {
+
+using testing::MakeAck;
 
 RetryPolicy Policy() {
   return RetryPolicy{.initial = absl::Seconds(2),
@@ -13,7 +17,7 @@ RetryPolicy Policy() {
 }
 
 protocol::Ack Accepted(uint32_t epoch) {
-  return protocol::Ack{.node = "n", .result = protocol::AckResult::kAccepted, .epoch = epoch};
+  return MakeAck("n", protocol::AckResult::kAccepted, epoch);
 }
 
 TEST(NodeProtocol, RegistrationRetriesDoubleUpToTheMaximum) {
@@ -81,7 +85,7 @@ TEST(NodeProtocol, RetryAckWaitsTheBackoffThenRegistersAgain) {
   Rng rng(1);
   NodeState state{.epoch = 1};
   protocol.SendRegistration(&state, 0, rng);
-  protocol::Ack retry{.node = "n", .result = protocol::AckResult::kRetry, .reason = "DiskFull"};
+  protocol::Ack retry = MakeAck("n", protocol::AckResult::kRetry, 0, "DiskFull");
   EXPECT_EQ(protocol.OnAck(&state, retry, 100, rng), AckOutcome::kRetry);
   EXPECT_EQ(state.phase, NodePhase::kUnregistered);
   EXPECT_EQ(state.due_ms, 2100);
@@ -94,8 +98,7 @@ TEST(NodeProtocol, RejectedStaysQuiet) {
   Rng rng(1);
   NodeState state{.epoch = 1};
   protocol.SendRegistration(&state, 0, rng);
-  protocol::Ack rejected{
-      .node = "n", .result = protocol::AckResult::kRejected, .reason = "InvalidName"};
+  protocol::Ack rejected = MakeAck("n", protocol::AckResult::kRejected, 0, "InvalidName");
   EXPECT_EQ(protocol.OnAck(&state, rejected, 0, rng), AckOutcome::kRejected);
   EXPECT_FALSE(NodeProtocol::Due(state, int64_t{1} << 50));
 }
@@ -105,8 +108,7 @@ TEST(NodeProtocol, TombstonedRetriesHourly) {
   Rng rng(1);
   NodeState state{.epoch = 1};
   protocol.SendRegistration(&state, 0, rng);
-  protocol::Ack tombstoned{
-      .node = "n", .result = protocol::AckResult::kRejected, .reason = "Tombstoned"};
+  protocol::Ack tombstoned = MakeAck("n", protocol::AckResult::kRejected, 0, "Tombstoned");
   EXPECT_EQ(protocol.OnAck(&state, tombstoned, 0, rng), AckOutcome::kTombstoned);
   EXPECT_FALSE(NodeProtocol::Due(state, 3599999));
   EXPECT_TRUE(NodeProtocol::Due(state, 3600000));
