@@ -202,7 +202,7 @@ bool MqttClient::ConnectOnce() {
     attempt_error_ = PahoError(rc);
   } else {
     mu_.AwaitWithTimeout(absl::Condition(&attempt_done_),
-                         absl::Seconds(options_.connect_timeout_seconds + 5));
+                         absl::Seconds(options_.connect_timeout_seconds + 1));
     if (!attempt_done_) attempt_error_ = "connect timed out";
   }
   bool ok = rc == MQTTASYNC_SUCCESS && attempt_done_ && attempt_ok_;
@@ -268,13 +268,21 @@ void MqttClient::Run() {
       backoff = options_.min_backoff;
       if (on_connection_) on_connection_(true);
 
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](State* state) { return *state != State::kConnected; }, &state_));
-      if (state_ == State::kStopped) return;
-      mu_.Unlock();
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](State* state) { return *state != State::kConnected; }, &state_));
+        if (state_ == State::kStopped) return;
+      }
       if (on_connection_) on_connection_(false);
-      mu_.Lock();
+
+      // Reconnecting at once races Paho's own clean-up of the lost connection
+      // (it ignores the command, or never answers it); a short, jittered
+      // pause also keeps a fleet that lost its broker from returning in step.
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](State* state) { return *state == State::kStopped; }, &state_),
+                           options_.min_backoff * absl::Uniform(random, 0.5, 1.0));
       continue;
     }
 
