@@ -328,32 +328,40 @@ class Bridge::Applier {
   }
 
   void HandleRegister(const protocol::Topic& topic, const Inbound& message) {
-    DecodeError error =
-        protocol::DecodeRegisterEntries(topic, message.payload, &register_, &entry_errors_);
-    if (error != DecodeError::kOk) {
-      Drop(protocol::DecodeErrorName(error), message.topic, "registration payload refused");
+    DecodedRegister local;
+    const DecodedRegister* decoded = message.decoded.get();
+    if (decoded == nullptr) {
+      local.error = protocol::DecodeRegisterEntries(topic, message.payload, &local.message,
+                                                    &local.entry_errors);
+      decoded = &local;
+    }
+    if (decoded->error != DecodeError::kOk) {
+      Drop(protocol::DecodeErrorName(decoded->error), message.topic,
+           "registration payload refused");
       return;
     }
+    const protocol::RegisterMessage& request = decoded->message;
+    const std::vector<DecodeError>& entry_errors = decoded->entry_errors;
     bool via_gateway = topic.sender == Sender::kGateway;
     std::string_view gateway = via_gateway ? topic.id : std::string_view();
 
     AckGroup group;
     group.topic = bridge_->topics_.Build(topic.sender, topic.id, Channel::kAck);
     group.on_node_topic = !via_gateway;
-    group.message.id = register_.id;
-    for (size_t i = 0; i < register_.nodes.size(); ++i) {
-      const protocol::Registration& registration = register_.nodes[i];
-      if (entry_errors_[i] != DecodeError::kOk) {
+    group.message.id = request.id;
+    for (size_t i = 0; i < request.nodes.size(); ++i) {
+      const protocol::Registration& registration = request.nodes[i];
+      if (entry_errors[i] != DecodeError::kOk) {
         // One bad entry of a gateway batch: answered if it has a name (so the
         // gateway stops resending it), dropped otherwise; the others go on.
-        Drop(protocol::DecodeErrorName(entry_errors_[i]), message.topic,
+        Drop(protocol::DecodeErrorName(entry_errors[i]), message.topic,
              "registration entry refused");
         if (registration.node.empty()) continue;
         protocol::Ack& ack = group.message.acks.emplace_back();
         ack.node = registration.node;
         Reject(&ack, "Invalid",
                fmt::format("the entry does not decode: {}",
-                           protocol::DecodeErrorName(entry_errors_[i])));
+                           protocol::DecodeErrorName(entry_errors[i])));
         bridge_->metrics_->registrations[static_cast<size_t>(ack.result)]->Add();
         continue;
       }
@@ -538,8 +546,6 @@ class Bridge::Applier {
   std::vector<storage::Heartbeat> beats_;
   std::vector<HeartbeatOutcome> outcomes_;
 
-  protocol::RegisterMessage register_;
-  std::vector<DecodeError> entry_errors_;
   storage::Node node_;
 
   std::deque<PendingWill> wills_;
@@ -688,6 +694,18 @@ bool Bridge::Enqueue(std::string_view topic, std::string_view payload) {
     dropped_too_large_->Add();  // Never copied.
     return false;
   }
+  Inbound inbound{std::string(topic), "", absl::Now(), nullptr};
+  std::optional<protocol::Topic> parsed = topics_.Parse(inbound.topic);
+  if (parsed && parsed->channel == Channel::kRegister) {
+    // Decoded here, on the consumer's thread, in parallel with the apply
+    // thread; only store work is left for that one.
+    inbound.decoded = std::make_unique<DecodedRegister>();
+    inbound.decoded->error = protocol::DecodeRegisterEntries(
+        *parsed, payload, &inbound.decoded->message, &inbound.decoded->entry_errors);
+  } else {
+    inbound.payload = std::string(payload);
+  }
+
   absl::MutexLock lock(&queue_mu_);
   if (queue_.size() >= options_.queue_capacity && !stopping_) {
     queue_mu_.AwaitWithTimeout(absl::Condition(this, &Bridge::QueueHasRoom),
@@ -698,7 +716,7 @@ bool Bridge::Enqueue(std::string_view topic, std::string_view payload) {
     dropped_queue_full_->Add();
     return false;
   }
-  queue_.push_back(Inbound{std::string(topic), std::string(payload), absl::Now()});
+  queue_.push_back(std::move(inbound));
   ++enqueued_;
   return true;
 }

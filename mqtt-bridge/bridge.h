@@ -137,10 +137,18 @@ class Bridge {
   BridgeStatus status() const;
 
  private:
+  // A registration decoded by the consumer thread that received it, so that
+  // the apply thread, which serialises on the store, does only store work.
+  struct DecodedRegister {
+    protocol::DecodeError error = protocol::DecodeError::kOk;
+    protocol::RegisterMessage message;
+    std::vector<protocol::DecodeError> entry_errors;
+  };
   struct Inbound {
     std::string topic;
-    std::string payload;
+    std::string payload;  // Empty for registrations, which arrive decoded.
     absl::Time received;
+    std::unique_ptr<DecodedRegister> decoded;
   };
   struct AckGroup {
     uint64_t durable_token = 0;
