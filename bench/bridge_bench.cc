@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include <absl/strings/ascii.h>
+
 #include "common/log.h"
 #include "common/metrics.h"
 #include "edge/fleet_generator.h"
@@ -103,6 +105,7 @@ struct BenchOptions {
   uint64_t connections = 1000;
   double heartbeat_interval = 10;
   int consumers = 1;
+  std::vector<std::string> sim_args;  // Passed through to kole-edge-sim.
 };
 
 std::string FreshDir(const std::string& data_dir, const char* name) {
@@ -133,6 +136,9 @@ int RunInProcess(const BenchOptions& bench) {
   bridge::BridgeOptions options;
   options.connect = false;
   options.publisher = &publisher;
+  // Deliver() stands for a consumer: wait for room rather than shed, so the
+  // figure is the apply rate, not the shedding policy.
+  options.queue_full_wait = absl::Seconds(60);
   absl::StatusOr<std::unique_ptr<bridge::Bridge>> created =
       bridge::Bridge::Create(options, store->get(), &registry);
   if (!created.ok()) {
@@ -352,6 +358,17 @@ int RunThroughMosquitto(const BenchOptions& bench) {
     Figure("bridge.mosquitto.register_acked_seconds", acked_seconds, "s");
     Figure("bridge.mosquitto.registrations_per_second", bench.nodes / acked_seconds, "nodes/s");
   }
+  for (const char* result : {"Accepted", "Rejected", "Retry"}) {
+    Figure(fmt::format("bridge.mosquitto.registrations_{}", absl::AsciiStrToLower(result)).c_str(),
+           Counter(registry,
+                   fmt::format(R"(kole_bridge_registrations_total{{result="{}"}})", result)),
+           "nodes");
+  }
+  Figure("bridge.mosquitto.ack_publish_failures",
+         Counter(registry, "kole_bridge_publish_failures_total"), "messages");
+  Figure("bridge.mosquitto.shed_messages",
+         Counter(registry, R"(kole_bridge_messages_dropped_total{reason="queue_full"})"),
+         "messages");
   Figure("bridge.mosquitto.nodes_per_connection",
          static_cast<double>(bench.nodes) / static_cast<double>(bench.connections), "nodes");
 
@@ -410,6 +427,8 @@ int Run(int argc, char** argv) {
   app.add_option("--consumers", bench.consumers, "Bridge consumer connections")
       ->capture_default_str();
   app.add_option("--data-dir", bench.data_dir, "Store directory (default: a fresh temporary one)");
+  app.add_option("--sim-arg", bench.sim_args,
+                 "An argument for kole-edge-sim (repeat: --sim-arg=--register-rate --sim-arg=50000)");
   CLI11_PARSE(app, argc, argv);
   log::SetVerbosity(0);
 
