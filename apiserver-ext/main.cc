@@ -1,0 +1,76 @@
+// kole-apiserver: serves the edge fleet as the Kubernetes aggregated API
+// edge.kole.io/v1alpha1. Kept small: options -> store -> server -> wait for
+// a signal -> stop. The MQTT bridge starts next to the server here.
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+
+#include "apiserver-ext/options.h"
+#include "apiserver-ext/server.h"
+#include "common/log.h"
+#include "storage/node_store.h"
+
+namespace {
+
+// Blocks SIGTERM and SIGINT in every thread (call before starting any) and
+// returns once one arrives.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace kole;
+  apiserver::Options options;
+  CLI::App app{"kole-apiserver serves far-edge nodes as the Kubernetes API edge.kole.io/v1alpha1"};
+  apiserver::AddFlags(app, options);
+  CLI11_PARSE(app, argc, argv);
+  if (absl::Status s = apiserver::ApplyLogging(options); !s.ok()) {
+    KOLE_LOG(Error, "Invalid logging flags", "err", s);
+    return 2;
+  }
+  sigset_t stop_signals = BlockStopSignals();
+
+  absl::StatusOr<apiserver::ServerConfig> config = apiserver::CompleteServerConfig(options);
+  if (!config.ok()) {
+    KOLE_LOG(Error, "Invalid configuration", "err", config.status());
+    return 2;
+  }
+  auto store = storage::NodeStore::Open(apiserver::CompleteStoreOptions(options));
+  if (!store.ok()) {
+    KOLE_LOG(Error, "Cannot open the store", "dataDir", options.data_dir, "err", store.status());
+    return 1;
+  }
+  auto server = apiserver::Server::Create(std::move(*config), store->get());
+  if (!server.ok()) {
+    KOLE_LOG(Error, "Cannot create the server", "err", server.status());
+    return 1;
+  }
+  if (absl::Status s = (*server)->Start(); !s.ok()) {
+    KOLE_LOG(Error, "Cannot start the server", "err", s);
+    return 1;
+  }
+
+  if (options.standalone) {
+    absl::StatusOr<std::string> kubeconfig =
+        apiserver::WriteStandaloneKubeconfig(options, (*server)->port());
+    if (kubeconfig.ok()) {
+      KOLE_LOG(Info, "Standalone kubeconfig written", "path", *kubeconfig);
+    } else {
+      KOLE_LOG(Error, "Cannot write the standalone kubeconfig", "err", kubeconfig.status());
+    }
+  }
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  KOLE_LOG(Info, "Shutting down", "signal", signal);
+  (*server)->Stop();
+  (*store)->Close();
+  return 0;
+}
