@@ -44,6 +44,7 @@ test:
 	@bash hack/stage.sh build $(MAKE) --no-print-directory build
 	@bash hack/stage.sh lint $(MAKE) --no-print-directory lint
 	@bash hack/stage.sh unit $(MAKE) --no-print-directory unit
+	@bash hack/stage.sh integration $(MAKE) --no-print-directory integration
 	@bash hack/stage.sh fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	@bash hack/test-summary.sh $(BUILD_DIR)/ctest.log
 
@@ -53,6 +54,12 @@ lint: deps
 
 format: deps
 	clang-format -i $(FORMAT_SOURCES)
+
+# kubectl (a pinned release, by path) against a standalone kole-apiserver on
+# a free loopback port (hack/kubectl-integration.sh).
+.PHONY: integration
+integration: build
+	@bash hack/kubectl-integration.sh $(BUILD_DIR)
 
 # Builds the libFuzzer targets in build-fuzz (clang) and runs each for
 # FUZZ_SECONDS; fails if one finds a crash (hack/run-fuzzers.sh).
