@@ -41,16 +41,18 @@ std::string VersionJson() {
       major, minor, version, "", "gcc", Platform());
 }
 
-ApiHandler::ApiHandler(storage::NodeStore* store, Authenticator* authenticator,
-                       Authorizer* authorizer, ApiMetrics* metrics, HealthChecks* health,
-                       const std::atomic<bool>* stopping, ApiHandlerOptions options)
+ApiHandler::ApiHandler(storage::NodeStore* store, storage::PodStore* pods,
+                       Authenticator* authenticator, Authorizer* authorizer, ApiMetrics* metrics,
+                       HealthChecks* health, const std::atomic<bool>* stopping,
+                       ApiHandlerOptions options)
     : store_(store),
       authenticator_(authenticator),
       authorizer_(authorizer),
       metrics_(metrics),
       health_(health),
       options_(std::move(options)),
-      nodes_(store, stopping, options_.watch) {}
+      nodes_(store, stopping, options_.watch),
+      pods_(pods, stopping, options_.watch) {}
 
 bool ApiHandler::AlwaysAllowed(std::string_view path) const {
   for (const std::string& p : options_.always_allow_paths) {
@@ -104,6 +106,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& request, const RequestInfo& in
     if (info.api_group != kGroup || info.api_version != kVersion)
       return ErrorResponse(NotFound({}));
     if (info.resource == "nodes") return nodes_.Handle(request, info);
+    if (info.resource == "pods") return pods_.Handle(request, info);
     return ErrorResponse(NotFound({}));
   }
   if (!read) {

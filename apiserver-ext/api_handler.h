@@ -5,7 +5,7 @@
 // /version, /metrics, discovery, OpenAPI and the resources. server.cc feeds
 // it requests from cpp-httplib; unit tests feed it requests directly.
 //
-// Ownership: borrows the store, authenticator, authorizer, metrics and
+// Ownership: borrows the node and pod stores, authenticator, authorizer, metrics and
 // health checks; all must outlive it and every stream it returned.
 // Thread safety: Handle() may be called from many threads at once.
 
@@ -22,6 +22,7 @@
 #include "apiserver-ext/http_types.h"
 #include "apiserver-ext/nodes_resource.h"
 #include "apiserver-ext/openapi.h"
+#include "apiserver-ext/pods_resource.h"
 #include "storage/node_store.h"
 
 namespace kole::apiserver {
@@ -38,9 +39,9 @@ struct ApiHandlerOptions {
 
 class ApiHandler {
  public:
-  ApiHandler(storage::NodeStore* store, Authenticator* authenticator, Authorizer* authorizer,
-             ApiMetrics* metrics, HealthChecks* health, const std::atomic<bool>* stopping,
-             ApiHandlerOptions options = {});
+  ApiHandler(storage::NodeStore* store, storage::PodStore* pods, Authenticator* authenticator,
+             Authorizer* authorizer, ApiMetrics* metrics, HealthChecks* health,
+             const std::atomic<bool>* stopping, ApiHandlerOptions options = {});
 
   // Handles one request. `peer_chain` is the TLS client certificate chain
   // (DER, leaf first), empty when the client sent none.
@@ -62,6 +63,7 @@ class ApiHandler {
   Discovery discovery_;
   OpenApi openapi_;
   NodesResource nodes_;
+  PodsResource pods_;
 };
 
 }  // namespace kole::apiserver

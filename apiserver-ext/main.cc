@@ -9,6 +9,7 @@
 #include "apiserver-ext/server.h"
 #include "common/log.h"
 #include "storage/node_store.h"
+#include "storage/pod_store.h"
 
 namespace {
 
@@ -47,7 +48,12 @@ int main(int argc, char** argv) {
     KOLE_LOG(Error, "Cannot open the store", "dataDir", options.data_dir, "err", store.status());
     return 1;
   }
-  auto server = apiserver::Server::Create(std::move(*config), store->get());
+  auto pods = storage::PodStore::Open(apiserver::CompletePodStoreOptions(options));
+  if (!pods.ok()) {
+    KOLE_LOG(Error, "Cannot open the pod store", "dataDir", options.data_dir, "err", pods.status());
+    return 1;
+  }
+  auto server = apiserver::Server::Create(std::move(*config), store->get(), pods->get());
   if (!server.ok()) {
     KOLE_LOG(Error, "Cannot create the server", "err", server.status());
     return 1;
@@ -71,6 +77,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &signal);
   KOLE_LOG(Info, "Shutting down", "signal", signal);
   (*server)->Stop();
+  (*pods)->Close();
   (*store)->Close();
   return 0;
 }

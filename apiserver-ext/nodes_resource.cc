@@ -3,9 +3,7 @@
 #include <absl/time/clock.h>
 #include <fmt/format.h>
 
-#include <ctime>
 #include <memory>
-#include <random>
 
 #include "apiserver-ext/api_status.h"
 #include "apiserver-ext/body_writer.h"
@@ -14,6 +12,7 @@
 #include "apiserver-ext/list_options.h"
 #include "apiserver-ext/negotiation.h"
 #include "apiserver-ext/node_json.h"
+#include "apiserver-ext/resource_common.h"
 #include "apiserver-ext/table.h"
 #include "common/log.h"
 
@@ -25,8 +24,6 @@ using storage::Node;
 // Pages up to this size are built whole (exact errors, Content-Length);
 // larger and unlimited lists are streamed.
 constexpr size_t kMaxBufferedPage = 5000;
-// Bodies above this size are gzipped when the client accepts it.
-constexpr size_t kGzipMinBytes = 8 << 10;
 // How many watch events one store call hands over.
 constexpr size_t kWatchBatch = 512;
 // How often an idle watch wakes up to notice a closed client or shutdown.
@@ -36,8 +33,6 @@ constexpr absl::Duration kWatchPoll = absl::Seconds(1);
 constexpr int kPatchAttempts = 5;
 
 ErrorSubject Subject(std::string_view name) { return {"nodes", "Node", std::string(name)}; }
-
-int64_t WallNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
 void RenderObject(const Node& node, const Negotiated& n, IncludeObject include, int64_t now,
                   bool table_columns, std::string& out) {
@@ -57,20 +52,6 @@ void RenderObject(const Node& node, const Negotiated& n, IncludeObject include, 
   }
 }
 
-HttpResponse JsonResponse(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-void MaybeGzip(const HttpRequest& request, HttpResponse& r) {
-  if (r.body.size() < kGzipMinBytes || !AcceptsGzip(request.Header("Accept-Encoding"))) return;
-  r.body = GzipWhole(r.body);
-  r.headers.emplace("Content-Encoding", "gzip");
-  r.headers.emplace("Vary", "Accept-Encoding");
-}
-
 HttpResponse ObjectResponse(const HttpRequest& request, int status, const Node& node) {
   std::optional<Negotiated> n = NegotiateResource(request.Header("Accept"), false, false);
   if (!n) n = Negotiated{};  // Writes already happened; answer in JSON.
@@ -82,38 +63,6 @@ HttpResponse ObjectResponse(const HttpRequest& request, int status, const Node& 
   HttpResponse r = JsonResponse(status, std::move(body));
   MaybeGzip(request, r);
   return r;
-}
-
-std::string GenerateNameSuffix() {
-  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string s;
-  for (int i = 0; i < 5; ++i) s.push_back(kAlphabet[rng() % (sizeof(kAlphabet) - 1)]);
-  return s;
-}
-
-// Whether unknown fields end the request (Strict) or become warnings.
-bool CheckUnknownFields(const std::vector<std::string>& unknown, FieldValidation mode,
-                        HttpResponse* warnings, ApiError* error) {
-  if (unknown.empty() || mode == FieldValidation::kIgnore) return true;
-  if (mode == FieldValidation::kStrict) {
-    std::string list;
-    for (const std::string& f : unknown) {
-      if (!list.empty()) list += ", ";
-      list += fmt::format("unknown field \"{}\"", f);
-    }
-    *error = BadRequest("strict decoding error: " + list);
-    return false;
-  }
-  for (const std::string& f : unknown) {
-    warnings->headers.emplace("Warning", fmt::format("299 - \"unknown field \\\"{}\\\"\"", f));
-  }
-  return true;
-}
-
-void CopyWarnings(const HttpResponse& from, HttpResponse& to) {
-  auto range = from.headers.equal_range("Warning");
-  for (auto it = range.first; it != range.second; ++it) to.headers.emplace(it->first, it->second);
 }
 
 // The node as a write of the user-owned fields of `desired` would leave it
@@ -171,10 +120,6 @@ void ClearStatus(Node& node) {
   node.edge = blank.edge;
 }
 
-std::string EventJsonStart(std::string_view type) {
-  return fmt::format(R"({{"type":"{}","object":)", type);
-}
-
 // The object of a BOOKMARK event: the watched kind with only a version (and
 // the end-of-initial-events annotation for watch-list clients).
 void AppendBookmark(const Negotiated& n, uint64_t rv, bool initial_end, std::string& out) {
@@ -198,16 +143,6 @@ void AppendBookmark(const Negotiated& n, uint64_t rv, bool initial_end, std::str
       break;
   }
   out += "}\n";
-}
-
-ApiError TooLargeResourceVersion(uint64_t asked, uint64_t current) {
-  ApiError e;
-  e.code = 504;
-  e.reason = "Timeout";
-  e.message = fmt::format("Too large resource version: {}, current: {}", asked, current);
-  e.causes.push_back({"ResourceVersionTooLarge", "Too large resource version", ""});
-  e.retry_after_seconds = 1;
-  return e;
 }
 
 // The selection a list or watch serves; nodes support these fields.
@@ -615,30 +550,14 @@ HttpResponse NodesResource::Update(const HttpRequest& request, const RequestInfo
 
 HttpResponse NodesResource::Patch(const HttpRequest& request, const RequestInfo& info,
                                   bool status) {
-  std::string_view content_type = request.Header("Content-Type");
-  std::string_view media = content_type.substr(0, content_type.find(';'));
-  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-  constexpr std::string_view kAccepted =
-      "application/json-patch+json, application/merge-patch+json";
-  if (media == "application/strategic-merge-patch+json") {
-    return ErrorResponse(UnsupportedMediaType(
-        media, std::string(kAccepted) +
-                   "; strategic merge patch is not supported by edge.kole.io, use --type=merge "
-                   "or --type=json"));
+  PatchType patch_type;
+  ApiError error;
+  if (!ParsePatchType(request.Header("Content-Type"), "nodes", &patch_type, &error)) {
+    return ErrorResponse(error);
   }
-  if (media == "application/apply-patch+yaml" || media == "application/apply-patch+cbor") {
-    return ErrorResponse(UnsupportedMediaType(
-        media, std::string(kAccepted) +
-                   "; server-side apply is not supported by edge.kole.io nodes yet, use "
-                   "client-side kubectl apply"));
-  }
-  bool merge = media == "application/merge-patch+json";
-  if (!merge && media != "application/json-patch+json") {
-    return ErrorResponse(UnsupportedMediaType(media, kAccepted));
-  }
+  bool merge = patch_type == PatchType::kMerge;
   bool dry_run = false;
   FieldValidation validation;
-  ApiError error;
   if (!ParseDryRun(request, &dry_run, &error) ||
       !ParseFieldValidation(request, &validation, &error)) {
     return ErrorResponse(error);
@@ -696,37 +615,12 @@ HttpResponse NodesResource::Patch(const HttpRequest& request, const RequestInfo&
 }
 
 HttpResponse NodesResource::Delete(const HttpRequest& request, const RequestInfo& info) {
-  bool dry_run = false;
+  DeleteOptions options;
   ApiError error;
-  if (!ParseDryRun(request, &dry_run, &error)) return ErrorResponse(error);
-  std::string precondition_uid;
-  std::string precondition_rv;
-  if (!request.body.empty()) {
-    rapidjson::Document doc;
-    absl::Status parsed_json = ParseJson(request.body, doc);
-    if (!parsed_json.ok()) return ErrorResponse(BadRequest(std::string(parsed_json.message())));
-    if (!doc.IsObject()) return ErrorResponse(BadRequest("DeleteOptions must be a JSON object"));
-    // Every apiVersion clients send DeleteOptions under is accepted: v1,
-    // meta.k8s.io/v1, edge.kole.io/v1alpha1 (kubernetes/kubernetes#19317).
-    if (const rapidjson::Value* kind = Member(doc, "kind");
-        kind != nullptr && kind->IsString() && AsView(*kind) != "DeleteOptions") {
-      return ErrorResponse(BadRequest(
-          fmt::format("the body has kind {:?}; DELETE takes DeleteOptions", AsView(*kind))));
-    }
-    if (const rapidjson::Value* pre = Member(doc, "preconditions"); pre != nullptr) {
-      if (const rapidjson::Value* uid = Member(*pre, "uid"); uid && uid->IsString()) {
-        precondition_uid = std::string(AsView(*uid));
-      }
-      if (const rapidjson::Value* rv = Member(*pre, "resourceVersion"); rv && rv->IsString()) {
-        precondition_rv = std::string(AsView(*rv));
-      }
-    }
-    if (const rapidjson::Value* dr = Member(doc, "dryRun"); dr != nullptr && dr->IsArray()) {
-      for (const rapidjson::Value& v : dr->GetArray()) {
-        if (v.IsString() && AsView(v) == "All") dry_run = true;
-      }
-    }
-  }
+  if (!ParseDeleteOptions(request, &options, &error)) return ErrorResponse(error);
+  bool dry_run = options.dry_run;
+  const std::string& precondition_uid = options.precondition_uid;
+  const std::string& precondition_rv = options.precondition_resource_version;
   absl::StatusOr<Node> current = store_->Get(info.name);
   if (!current.ok()) return ErrorResponse(FromStatus(current.status(), Subject(info.name)));
   std::string uid = current->uid.ToString();

@@ -135,7 +135,7 @@ void Body(JsonWriter& w, const Doc& d, const std::vector<std::string_view>& type
 
 void Operation(JsonWriter& w, const Doc& d, std::string_view method, std::string_view action,
                std::string_view id, std::string_view kind, std::string_view response_schema,
-               bool has_name) {
+               bool has_name, bool namespaced) {
   Key(w, method);
   w.StartObject();
   Field(w, "operationId", id);
@@ -146,6 +146,7 @@ void Operation(JsonWriter& w, const Doc& d, std::string_view method, std::string
   w.EndArray();
   Key(w, "parameters");
   w.StartArray();
+  if (namespaced) PathParam(w, d, "namespace");
   if (has_name) PathParam(w, d, "name");
   WriteParams(w, d, action);
   if (!d.v3 && (action == "post" || action == "put" || action == "patch")) {
@@ -234,26 +235,36 @@ std::string Document(const Doc& d) {
     if (r.namespaced) base += "namespaces/{namespace}/";
     base += std::string(r.name);
 
+    bool ns = r.namespaced;
+    if (ns) {
+      // Lists across namespaces.
+      Key(w, "/apis/edge.kole.io/v1alpha1/" + std::string(r.name));
+      w.StartObject();
+      Operation(w, d, "get", "list", "list" + kind + "ForAllNamespaces", kind, list, false, false);
+      w.EndObject();
+    }
+
     Key(w, base);
     w.StartObject();
-    Operation(w, d, "get", "list", "list" + kind, kind, list, false);
-    Operation(w, d, "post", "post", "create" + kind, kind, object, false);
-    Operation(w, d, "delete", "deletecollection", "deleteCollection" + kind, kind, status, false);
+    Operation(w, d, "get", "list", "list" + kind, kind, list, false, ns);
+    Operation(w, d, "post", "post", "create" + kind, kind, object, false, ns);
+    Operation(w, d, "delete", "deletecollection", "deleteCollection" + kind, kind, status, false,
+              ns);
     w.EndObject();
 
     Key(w, base + "/{name}");
     w.StartObject();
-    Operation(w, d, "get", "get", "read" + kind, kind, object, true);
-    Operation(w, d, "put", "put", "replace" + kind, kind, object, true);
-    Operation(w, d, "patch", "patch", "patch" + kind, kind, object, true);
-    Operation(w, d, "delete", "delete", "delete" + kind, kind, status, true);
+    Operation(w, d, "get", "get", "read" + kind, kind, object, true, ns);
+    Operation(w, d, "put", "put", "replace" + kind, kind, object, true, ns);
+    Operation(w, d, "patch", "patch", "patch" + kind, kind, object, true, ns);
+    Operation(w, d, "delete", "delete", "delete" + kind, kind, status, true, ns);
     w.EndObject();
 
     Key(w, base + "/{name}/status");
     w.StartObject();
-    Operation(w, d, "get", "get", "read" + kind + "Status", kind, object, true);
-    Operation(w, d, "put", "put", "replace" + kind + "Status", kind, object, true);
-    Operation(w, d, "patch", "patch", "patch" + kind + "Status", kind, object, true);
+    Operation(w, d, "get", "get", "read" + kind + "Status", kind, object, true, ns);
+    Operation(w, d, "put", "put", "replace" + kind + "Status", kind, object, true, ns);
+    Operation(w, d, "patch", "patch", "patch" + kind + "Status", kind, object, true, ns);
     w.EndObject();
   }
   w.EndObject();

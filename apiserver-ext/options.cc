@@ -193,6 +193,12 @@ storage::StoreOptions CompleteStoreOptions(const Options& o) {
   return s;
 }
 
+storage::PodStoreOptions CompletePodStoreOptions(const Options& o) {
+  storage::PodStoreOptions p;
+  p.data_dir = o.data_dir;
+  return p;
+}
+
 absl::StatusOr<ServerConfig> CompleteServerConfig(const Options& o) {
   absl::Status valid = Validate(o);
   if (!valid.ok()) return valid;

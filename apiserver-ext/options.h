@@ -17,6 +17,7 @@
 
 #include "apiserver-ext/server.h"
 #include "storage/node_store.h"
+#include "storage/pod_store.h"
 
 namespace CLI {
 class App;
@@ -78,8 +79,9 @@ absl::Status Validate(const Options& options);
 // Applies --v and --vmodule.
 absl::Status ApplyLogging(const Options& options);
 
-// The store's options.
+// The stores' options.
 storage::StoreOptions CompleteStoreOptions(const Options& options);
+storage::PodStoreOptions CompletePodStoreOptions(const Options& options);
 
 // Builds the server configuration: certificates (generated into --cert-dir
 // when not given), authenticators and authorizer (webhooks through

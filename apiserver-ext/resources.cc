@@ -12,6 +12,13 @@ std::span<const ResourceDescriptor> ServedResources() {
        {"en", "edgenode"},
        {"create", "delete", "deletecollection", "get", "list", "patch", "update"},
        {"get", "patch", "update"}},
+      {"pods",
+       "pod",
+       "Pod",
+       true,
+       {"epod"},
+       {"create", "delete", "deletecollection", "get", "list", "patch", "update"},
+       {"get", "patch", "update"}},
   };
   return kResources;
 }

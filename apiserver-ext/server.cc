@@ -92,7 +92,7 @@ class SinkAdapter : public ChunkSink {
 // holds.
 class AdmissionPool : public httplib::TaskQueue {
  public:
-  AdmissionPool(size_t workers, size_t overflow) {
+  AdmissionPool(size_t workers, size_t overflow) : workers_(workers) {
     for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { Run(false); });
     for (size_t i = 0; i < overflow; ++i) threads_.emplace_back([this] { Run(true); });
   }
@@ -100,7 +100,10 @@ class AdmissionPool : public httplib::TaskQueue {
   void enqueue(std::function<void()> fn) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (idle_ > jobs_.size()) {
+      // A worker counts as free from the moment its connection ends, not
+      // from when it next waits, so a busy but cycling pool does not push
+      // connections to the overflow threads.
+      if (busy_ + jobs_.size() < workers_) {
         jobs_.push_back(std::move(fn));
       } else {
         overflow_jobs_.push_back(std::move(fn));
@@ -126,14 +129,17 @@ class AdmissionPool : public httplib::TaskQueue {
       std::function<void()> fn;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        if (!overflow) ++idle_;
         cv_.wait(lock, [&] { return !queue.empty() || shutdown_; });
-        if (!overflow) --idle_;
         if (queue.empty()) return;  // shutdown_
         fn = std::move(queue.front());
         queue.pop_front();
+        if (!overflow) ++busy_;
       }
       fn();
+      if (!overflow) {
+        std::lock_guard<std::mutex> lock(mu_);
+        --busy_;
+      }
     }
   }
 
@@ -141,13 +147,15 @@ class AdmissionPool : public httplib::TaskQueue {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   std::deque<std::function<void()>> overflow_jobs_;
-  size_t idle_ = 0;
+  const size_t workers_;
+  size_t busy_ = 0;
   bool shutdown_ = false;
   std::vector<std::thread> threads_;
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerConfig config,
-                                                       storage::NodeStore* store) {
+                                                       storage::NodeStore* store,
+                                                       storage::PodStore* pods) {
   if (config.authenticator == nullptr || config.authorizer == nullptr) {
     return absl::InvalidArgumentError("the server needs an authenticator and an authorizer");
   }
@@ -160,7 +168,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerConfig config,
   if (config.serving.cert_file.empty() || config.serving.key_file.empty()) {
     return absl::InvalidArgumentError("no serving certificate");
   }
-  std::unique_ptr<Server> server(new Server(std::move(config), store));
+  std::unique_ptr<Server> server(new Server(std::move(config), store, pods));
   if (!server->http_->is_valid()) {
     return absl::InvalidArgumentError(
         fmt::format("cannot load the serving certificate {} and key {}",
@@ -169,8 +177,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerConfig config,
   return server;
 }
 
-Server::Server(ServerConfig config, storage::NodeStore* store)
-    : config_(std::move(config)), store_(store) {
+Server::Server(ServerConfig config, storage::NodeStore* store, storage::PodStore* pods)
+    : config_(std::move(config)), store_(store), pods_(pods) {
   // The store is recovered before the server exists; writes failing after a
   // disk error keep reads working, so liveness does not depend on them.
   health_.AddCheck("store-recovered", HealthChecks::kReadyz, [] { return absl::OkStatus(); });
@@ -178,9 +186,9 @@ Server::Server(ServerConfig config, storage::NodeStore* store)
     return stopping_.load() ? absl::UnavailableError("the server is shutting down")
                             : absl::OkStatus();
   });
-  handler_ =
-      std::make_unique<ApiHandler>(store_, config_.authenticator.get(), config_.authorizer.get(),
-                                   &metrics_, &health_, &stopping_, config_.handler);
+  handler_ = std::make_unique<ApiHandler>(store_, pods_, config_.authenticator.get(),
+                                          config_.authorizer.get(), &metrics_, &health_, &stopping_,
+                                          config_.handler);
   CertPaths paths = config_.serving;
   http_ = std::make_unique<httplib::SSLServer>(
       [paths](SSL_CTX& ctx) { return ConfigureServerContext(ctx, paths); });

@@ -4,7 +4,7 @@
 // It owns the transport and admission control and hands each admitted
 // request to ApiHandler.
 //
-//   auto server = Server::Create(config, store.get());
+//   auto server = Server::Create(config, store.get(), pods.get());
 //   server->health().AddCheck("mqtt-subscribed", HealthChecks::kReadyz, ...);
 //   server->Start();     // binds, serves on its own threads
 //   ...                  // wait for SIGTERM
@@ -25,7 +25,7 @@
 //   - ends open watches on Stop() (they poll a stop flag every second).
 //
 // Thread safety: Start() and Stop() from one thread; health() only before
-// Start(). Ownership: borrows the store, which must outlive the server.
+// Start(). Ownership: borrows the stores, which must outlive the server.
 
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
@@ -43,6 +43,7 @@
 #include "apiserver-ext/health.h"
 #include "apiserver-ext/tls.h"
 #include "storage/node_store.h"
+#include "storage/pod_store.h"
 
 namespace httplib {
 class SSLServer;
@@ -80,7 +81,8 @@ class Server {
  public:
   // Validates the configuration and loads the serving certificate.
   static absl::StatusOr<std::unique_ptr<Server>> Create(ServerConfig config,
-                                                        storage::NodeStore* store);
+                                                        storage::NodeStore* store,
+                                                        storage::PodStore* pods);
   ~Server();
 
   HealthChecks& health() { return health_; }
@@ -94,11 +96,12 @@ class Server {
   int port() const { return port_; }
 
  private:
-  Server(ServerConfig config, storage::NodeStore* store);
+  Server(ServerConfig config, storage::NodeStore* store, storage::PodStore* pods);
   void Install();
 
   ServerConfig config_;
   storage::NodeStore* store_;
+  storage::PodStore* pods_;
   std::atomic<bool> stopping_{false};
   HealthChecks health_;
   ApiMetrics metrics_;

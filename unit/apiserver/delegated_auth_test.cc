@@ -130,7 +130,8 @@ class DelegatedAuthTest : public ::testing::Test {
     storage::StoreOptions so;
     so.background_maintenance = false;
     store_ = std::move(*storage::NodeStore::Open(so));
-    server_ = std::move(*Server::Create(std::move(*config), store_.get()));
+    pods_ = std::move(*storage::PodStore::Open({}));
+    server_ = std::move(*Server::Create(std::move(*config), store_.get(), pods_.get()));
     ASSERT_TRUE(server_->Start().ok());
   }
 
@@ -156,6 +157,7 @@ class DelegatedAuthTest : public ::testing::Test {
   std::unique_ptr<testing::TestPki> clients_;
   std::unique_ptr<FakeKubeApiserver> kas_;
   std::unique_ptr<storage::NodeStore> store_;
+  std::unique_ptr<storage::PodStore> pods_;
   std::unique_ptr<Server> server_;
 };
 

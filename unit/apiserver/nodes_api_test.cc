@@ -34,6 +34,10 @@ class NodesApiTest : public ::testing::Test {
     options.background_maintenance = false;
     options.change_log.retention_seconds = 60;
     store_ = std::move(*storage::NodeStore::Open(options));
+    storage::PodStoreOptions pod_options;
+    pod_options.clock = &clock_;
+    pod_options.retention_seconds = 60;
+    pods_ = std::move(*storage::PodStore::Open(pod_options));
     pki_ = std::make_unique<testing::TestPki>(dir_.path());
     admin_chain_ = pki_->Chain("admin", {"system:masters"});
     user_chain_ = pki_->Chain("alice", {"dev"});
@@ -49,8 +53,9 @@ class NodesApiTest : public ::testing::Test {
         WebhookAuthorizer::Options{});
     ApiHandlerOptions handler_options;
     handler_options.watch.bookmark_interval_seconds = 3600;
-    handler_ = std::make_unique<ApiHandler>(store_.get(), authenticator_.get(), authorizer_.get(),
-                                            &metrics_, &health_, &stopping_, handler_options);
+    handler_ = std::make_unique<ApiHandler>(store_.get(), pods_.get(), authenticator_.get(),
+                                            authorizer_.get(), &metrics_, &health_, &stopping_,
+                                            handler_options);
   }
 
   HttpResponse Call(HttpRequest request, const std::vector<std::string>* chain = nullptr) {
@@ -93,6 +98,7 @@ class NodesApiTest : public ::testing::Test {
   storage::ManualClock clock_;
   testing::TempDir dir_;
   std::unique_ptr<storage::NodeStore> store_;
+  std::unique_ptr<storage::PodStore> pods_;
   std::unique_ptr<testing::TestPki> pki_;
   std::vector<std::string> admin_chain_;
   std::vector<std::string> user_chain_;

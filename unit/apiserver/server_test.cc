@@ -43,7 +43,8 @@ class ServerTest : public ::testing::Test {
     config.overflow_threads = 2;
     config.max_request_body_bytes = max_body;
     config.read_timeout_seconds = 30;
-    auto server = Server::Create(std::move(config), store_.get());
+    pods_ = std::move(*storage::PodStore::Open({}));
+    auto server = Server::Create(std::move(config), store_.get(), pods_.get());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     ASSERT_TRUE(server_->Start().ok());
@@ -83,6 +84,7 @@ class ServerTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<storage::NodeStore> store_;
+  std::unique_ptr<storage::PodStore> pods_;
   std::unique_ptr<testing::TestPki> pki_;
   std::string admin_;
   std::unique_ptr<Server> server_;
@@ -174,6 +176,8 @@ TEST_F(ServerTest, BusyWorkersStillLetHealthChecksThroughAndRefuseTheRest) {
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     idle.push_back(fd);
+    // One at a time, so that each lands on a worker of its own.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
 
