@@ -567,5 +567,120 @@ TEST_F(NodesApiTest, MetricsCountRequestsByUserAgent) {
   EXPECT_EQ(metrics_.RequestCountForTest("list", "nodes", 200, "kube-controller-manager"), 1u);
 }
 
+constexpr char kPods[] = "/apis/edge.kole.io/v1alpha1/namespaces/default/pods";
+
+std::string PodBody(const std::string& name, const std::string& node = "n1") {
+  return R"({"apiVersion":"edge.kole.io/v1alpha1","kind":"Pod","metadata":{"name":")" + name +
+         R"(","labels":{"app":"demo"}},"spec":{"nodeName":")" + node +
+         R"(","containers":[{"name":"c","image":"nginx"}]}})";
+}
+
+TEST_F(NodesApiTest, PodCreateGetAndListAcrossNamespaces) {
+  HttpResponse created = Call(Request("POST", kPods, PodBody("p1")));
+  ASSERT_EQ(created.status, 201) << created.body;
+  rapidjson::Document doc = Json(created.body);
+  EXPECT_STREQ(doc["metadata"]["namespace"].GetString(), "default");
+  EXPECT_STREQ(doc["spec"]["nodeName"].GetString(), "n1");
+  EXPECT_EQ(Call(Request("GET", std::string(kPods) + "/p1")).status, 200);
+  HttpResponse all = Call(Request("GET", "/apis/edge.kole.io/v1alpha1/pods"));
+  ASSERT_EQ(all.status, 200);
+  EXPECT_STREQ(Json(all.body)["kind"].GetString(), "PodList");
+  EXPECT_EQ(Json(all.body)["items"].Size(), 1u);
+}
+
+TEST_F(NodesApiTest, PodWithoutNodeNameIs422) {
+  HttpResponse r = Call(Request("POST", kPods, PodBody("p1", "")));
+  ASSERT_EQ(r.status, 422);
+  EXPECT_STREQ(Json(r.body)["details"]["causes"][0]["field"].GetString(), "spec.nodeName");
+}
+
+TEST_F(NodesApiTest, PodNamespaceMismatchIs400) {
+  std::string body = PodBody("p1");
+  body.replace(body.find(R"("name":"p1")"), 11, R"("name":"p1","namespace":"other")");
+  EXPECT_EQ(Call(Request("POST", kPods, body)).status, 400);
+}
+
+TEST_F(NodesApiTest, PodFieldSelectorOnNodeNameAndPhase) {
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p1", "n1"))).status, 201);
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p2", "n2"))).status, 201);
+  ASSERT_EQ(Patch(std::string(kPods) + "/p2/status", "application/merge-patch+json",
+                  R"({"status":{"phase":"Running"}})")
+                .status,
+            200);
+  HttpResponse by_node =
+      Call(Request("GET", std::string(kPods) + "?fieldSelector=spec.nodeName=n1"));
+  ASSERT_EQ(Json(by_node.body)["items"].Size(), 1u);
+  EXPECT_STREQ(Json(by_node.body)["items"][0]["metadata"]["name"].GetString(), "p1");
+  HttpResponse by_phase =
+      Call(Request("GET", std::string(kPods) + "?fieldSelector=status.phase=Running"));
+  ASSERT_EQ(Json(by_phase.body)["items"].Size(), 1u);
+  EXPECT_STREQ(Json(by_phase.body)["items"][0]["metadata"]["name"].GetString(), "p2");
+}
+
+TEST_F(NodesApiTest, PodTableHasKubectlPodColumns) {
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p1"))).status, 201);
+  HttpRequest req = Request("GET", std::string(kPods) + "?limit=500");
+  req.headers.emplace("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json");
+  rapidjson::Document doc = Json(Call(req).body);
+  std::vector<std::string> names;
+  for (const auto& c : doc["columnDefinitions"].GetArray()) names.push_back(c["name"].GetString());
+  EXPECT_EQ(names, (std::vector<std::string>{"Name", "Ready", "Status", "Restarts", "Age", "IP",
+                                             "Node", "Nominated Node", "Readiness Gates"}));
+  EXPECT_STREQ(doc["rows"][0]["cells"][1].GetString(), "0/1");
+  EXPECT_STREQ(doc["rows"][0]["cells"][2].GetString(), "Pending");
+  EXPECT_STREQ(doc["rows"][0]["cells"][6].GetString(), "n1");
+  EXPECT_STREQ(doc["rows"][0]["object"]["metadata"]["namespace"].GetString(), "default");
+}
+
+TEST_F(NodesApiTest, PodMainResourceWriteKeepsStatus) {
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p1"))).status, 201);
+  ASSERT_EQ(Patch(std::string(kPods) + "/p1/status", "application/merge-patch+json",
+                  R"({"status":{"phase":"Running"}})")
+                .status,
+            200);
+  HttpResponse r = Patch(std::string(kPods) + "/p1", "application/merge-patch+json",
+                         R"({"metadata":{"labels":{"x":"y"}},"status":{"phase":"Failed"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_STREQ(Json(r.body)["status"]["phase"].GetString(), "Running");
+  EXPECT_STREQ(Json(r.body)["metadata"]["labels"]["x"].GetString(), "y");
+}
+
+TEST_F(NodesApiTest, PodDeleteCollectionInANamespace) {
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p1"))).status, 201);
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p2"))).status, 201);
+  HttpResponse r = Call(Request("DELETE", kPods,
+                                R"({"kind":"DeleteOptions","apiVersion":"v1",)"
+                                R"("propagationPolicy":"Background"})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Json(Call(Request("GET", kPods)).body)["items"].Size(), 0u);
+}
+
+TEST_F(NodesApiTest, PodWatchSeesStatusChange) {
+  ASSERT_EQ(Call(Request("POST", kPods, PodBody("p1"))).status, 201);
+  std::string rv = std::to_string(pods_->resource_version());
+  HttpResponse r = handler_->Handle(
+      *std::make_unique<HttpRequest>(
+          Request("GET", std::string(kPods) + "?watch=1&timeoutSeconds=1&resourceVersion=" + rv)),
+      admin_chain_);
+  ASSERT_EQ(Patch(std::string(kPods) + "/p1/status", "application/merge-patch+json",
+                  R"({"status":{"phase":"Running"}})")
+                .status,
+            200);
+  CollectingSink sink;
+  ASSERT_TRUE(r.stream(sink));
+  EXPECT_EQ(sink.out.find(R"({"type":"MODIFIED","object":{"kind":"Pod")"), 0u) << sink.out;
+}
+
+TEST_F(NodesApiTest, DiscoveryAdvertisesNoWatchForNodesAndPods) {
+  HttpResponse r = Call(Request("GET", "/apis/edge.kole.io/v1alpha1"));
+  rapidjson::Document doc = Json(r.body);
+  for (const auto& res : doc["resources"].GetArray()) {
+    for (const auto& verb : res["verbs"].GetArray()) {
+      EXPECT_STRNE(verb.GetString(), "watch") << res["name"].GetString();
+    }
+  }
+  EXPECT_EQ(doc["resources"].Size(), 4u);  // nodes, nodes/status, pods, pods/status
+}
+
 }  // namespace
 }  // namespace kole::apiserver
