@@ -81,7 +81,8 @@ start_server
 
 check "api-resources" \
 "NAME    SHORTNAMES    APIVERSION              NAMESPACED   KIND
-nodes   en,edgenode   edge.kole.io/v1alpha1   false        Node" "$(k api-resources 2>&1)"
+nodes   en,edgenode   edge.kole.io/v1alpha1   false        Node
+pods    epod          edge.kole.io/v1alpha1   true         Pod" "$(k api-resources 2>&1)"
 
 check "version" "Server Version: v0.1.0" "$(k version 2>&1 | grep '^Server')"
 
@@ -179,11 +180,34 @@ check "delete" 'node.edge.kole.io "n2" deleted' "$(k delete en n2 2>&1)"
 check "deleted node is gone" 'Error from server (NotFound): nodes.edge.kole.io "n2" not found' \
   "$(k get en n2 2>&1)"
 
+cat >"$WORK/p1.yaml" <<'YAML'
+apiVersion: edge.kole.io/v1alpha1
+kind: Pod
+metadata:
+  name: p1
+spec:
+  nodeName: n1
+  containers:
+  - name: app
+    image: registry.example/app:1
+YAML
+check "pod create" "pod.edge.kole.io/p1 created" "$(k apply -f "$WORK/p1.yaml" 2>&1)"
+check "get pods -o wide" \
+"NAME  READY  STATUS  RESTARTS  AGE  IP  NODE  NOMINATED NODE  READINESS GATES
+p1  0/1  Pending  0  AGE  <none>  n1  <none>  <none>" "$(k get pods.edge.kole.io -o wide 2>&1 | ages)"
+check "get pods --field-selector spec.nodeName" "p1" \
+  "$(k get epod --field-selector spec.nodeName=n1 -o name | sed 's|pod.edge.kole.io/||')"
+check "pod without nodeName is invalid" \
+  'The Pod "p2" is invalid: spec.nodeName: Required value: standalone pods name their node in spec.nodeName' \
+  "$(sed 's/name: p1/name: p2/; /nodeName/d' "$WORK/p1.yaml" | k create -f - 2>&1)"
+
 # The store is durable: a restart keeps the nodes.
 stop_server
 check "SIGTERM stops cleanly" "0" "$?"
 start_server
 check "nodes survive a restart" "n1 n3" "$(k get en -o jsonpath='{.items[*].metadata.name}')"
+check "pods survive a restart" "p1" "$(k get epod -o jsonpath='{.items[*].metadata.name}')"
+check "pod delete" 'pod.edge.kole.io "p1" deleted' "$(k delete epod p1 2>&1)"
 
 echo "kubectl integration: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
