@@ -246,6 +246,12 @@ class NodeReader {
         fmt::format("json: cannot unmarshal {} into field {} of type {}", "value", path, want));
   }
 
+  void Fail(ApiError e) {
+    if (failed_) return;
+    failed_ = true;
+    *error_ = std::move(e);
+  }
+
   void Unknown(std::string path) { parsed_->unknown_fields.push_back(std::move(path)); }
 
   bool String(const Value& v, std::string_view path, std::string* out) {
@@ -333,9 +339,7 @@ bool ParseNode(const rapidjson::Value& body, ParsedNode* parsed, ApiError* error
           errno = 0;
           unsigned long long n = strtoull(rv.c_str(), &end, 10);
           if (errno != 0 || end == rv.c_str() || *end != '\0') {
-            *error = BadRequest(fmt::format("invalid resourceVersion {:?}", rv));
-            r.TypeError(p, "string");
-            *error = BadRequest(fmt::format("invalid resourceVersion {:?}", rv));
+            r.Fail(BadRequest(fmt::format("invalid resourceVersion {:?}", rv)));
             return true;
           }
           parsed->resource_version = n;

@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "unit/apiserver/test_support.h"
@@ -24,7 +26,8 @@ constexpr char kNodes[] = "/apis/edge.kole.io/v1alpha1/nodes";
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(int workers = 8, int max_watches = 2, size_t max_body = 3 << 20) {
+  void StartServer(int workers = 8, int max_watches = 2, size_t max_body = 3 << 20,
+                   TokenReviewFn token_review = nullptr, int max_inflight = 400) {
     storage::StoreOptions so;
     so.background_maintenance = false;
     store_ = std::move(*storage::NodeStore::Open(so));
@@ -36,6 +39,8 @@ class ServerTest : public ::testing::Test {
     config.serving = *EnsureSelfSignedServingCert(dir_.path() + "/serving", {"127.0.0.1"});
     Authenticator::Options authn;
     authn.client_ca = *CertificateAuthority::FromFile(pki_->CaCert());
+    authn.token_review = std::move(token_review);
+    config.max_requests_inflight = max_inflight;
     config.authenticator = std::make_unique<Authenticator>(std::move(authn));
     config.authorizer = std::make_unique<AlwaysAllowAuthorizer>();
     config.worker_threads = workers;
@@ -188,6 +193,46 @@ TEST_F(ServerTest, BusyWorkersStillLetHealthChecksThroughAndRefuseTheRest) {
   ASSERT_TRUE(list);
   EXPECT_EQ(list->status, 429);
   for (int fd : idle) close(fd);
+}
+
+TEST_F(ServerTest, RequestsBeyondTheInflightLimitGet429) {
+  // A token review that waits for the test holds the first request in
+  // flight; the second finds the limit reached.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  StartServer(
+      8, 2, 3 << 20,
+      [&](const std::string&) -> absl::StatusOr<UserInfo> {
+        std::unique_lock<std::mutex> lock(mu);
+        entered = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        return UserInfo{"bob", "", {"system:masters"}, {}};
+      },
+      /*max_inflight=*/1);
+  std::thread held([this] {
+    auto res = Client(false)->Get(kNodes, {{"Authorization", "Bearer t"}});
+    EXPECT_TRUE(res && res->status == 200);
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+  auto rejected = Client()->Get(kNodes);
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->status, 429);
+  EXPECT_EQ(rejected->get_header_value("Retry-After"), "1");
+  EXPECT_NE(rejected->body.find("TooManyRequests"), std::string::npos);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  held.join();
+  auto after = Client()->Get(kNodes);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
 }
 
 TEST_F(ServerTest, StopEndsOpenWatches) {
