@@ -72,6 +72,13 @@ bench: bench-store
 bench-store: build
 	$(BUILD_DIR)/bin/kole-bench-store --nodes $(KOLE_BENCH_NODES)
 
+# The API front end over loopback: get, list of 500, watch fan-out (100
+# watchers), full list plain and gzipped, and kubectl get over the fleet,
+# while heartbeats flow (bench/api_bench.cc).
+.PHONY: bench-api
+bench-api: build
+	$(BUILD_DIR)/bin/kole-bench-api --nodes $(KOLE_BENCH_NODES)
+
 demo:
 	@echo "make demo will start mosquitto, kole-apiserver, a simulated fleet and a local"
 	@echo "control plane, and show 'kubectl get nodes.edge.kole.io' through the aggregator."
