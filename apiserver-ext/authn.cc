@@ -57,13 +57,15 @@ std::string ExtraKey(std::string_view raw) {
   return out;
 }
 
+bool SameNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && StartsWithNoCase(a, b);
+}
+
 void RemoveFrontProxyHeaders(HttpRequest& request, const RequestHeaderConfig& config) {
   for (auto it = request.headers.begin(); it != request.headers.end();) {
     bool drop = false;
-    for (const std::string& h : config.username_headers)
-      drop = drop || StartsWithNoCase(it->first, h) && it->first.size() == h.size();
-    for (const std::string& h : config.group_headers)
-      drop = drop || StartsWithNoCase(it->first, h) && it->first.size() == h.size();
+    for (const std::string& h : config.username_headers) drop = drop || SameNoCase(it->first, h);
+    for (const std::string& h : config.group_headers) drop = drop || SameNoCase(it->first, h);
     for (const std::string& p : config.extra_prefixes)
       drop = drop || StartsWithNoCase(it->first, p);
     it = drop ? request.headers.erase(it) : std::next(it);

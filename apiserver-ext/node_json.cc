@@ -59,20 +59,26 @@ void Metadata(JsonWriter& w, const storage::Node& node) {
 }  // namespace
 
 std::string FormatTimestamp(int64_t unix_seconds) {
-  // A node carries five timestamps and a fleet's cluster around a few
-  // seconds (registration bursts, report periods): remember the last one.
-  thread_local int64_t cached_seconds = INT64_MIN;
-  thread_local std::string cached;
-  if (unix_seconds == cached_seconds) return cached;
+  // A node carries several timestamps (creation, heartbeat, transitions,
+  // last report) and a fleet's cluster around the same seconds
+  // (registration bursts, report periods): a small per-thread cache, one
+  // slot per second modulo its size, turns most of them into a copy.
+  struct Slot {
+    int64_t seconds = INT64_MIN;
+    std::string text;
+  };
+  thread_local Slot cache[16];
+  Slot& slot = cache[static_cast<uint64_t>(unix_seconds) % 16];
+  if (slot.seconds == unix_seconds) return slot.text;
 
   time_t t = static_cast<time_t>(unix_seconds);
   struct tm parts;
   gmtime_r(&t, &parts);
   char buffer[32];
   size_t n = strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  cached.assign(buffer, n);
-  cached_seconds = unix_seconds;
-  return cached;
+  slot.text.assign(buffer, n);
+  slot.seconds = unix_seconds;
+  return slot.text;
 }
 
 void AppendNodeJson(const storage::Node& node, std::string& out) {

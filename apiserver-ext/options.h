@@ -27,7 +27,8 @@ namespace kole::apiserver {
 
 struct Options {
   // Serving.
-  int secure_port = 6443;
+  // Not 6443: a local kube-apiserver (make demo, e2e) listens there.
+  int secure_port = 8443;
   std::string bind_address = "0.0.0.0";
   std::string tls_cert_file;
   std::string tls_private_key_file;

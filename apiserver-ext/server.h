@@ -55,7 +55,7 @@ namespace kole::apiserver {
 // from flags).
 struct ServerConfig {
   std::string bind_address = "0.0.0.0";
-  int port = 6443;  // 0: any free port (tests).
+  int port = 8443;  // 0: any free port (tests).
   CertPaths serving;
 
   std::unique_ptr<Authenticator> authenticator;
