@@ -29,19 +29,27 @@ class StringSink {
 
 using JsonWriter = rapidjson::Writer<StringSink>;
 
-inline void Key(JsonWriter& w, std::string_view key) {
+template <typename W>
+inline void Key(W& w, std::string_view key) {
   w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
 }
-inline void String(JsonWriter& w, std::string_view value) {
+template <typename W>
+inline void String(W& w, std::string_view value) {
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
-inline void Field(JsonWriter& w, std::string_view key, std::string_view value) {
+template <typename W>
+inline void Field(W& w, std::string_view key, std::string_view value) {
   Key(w, key);
   String(w, value);
 }
 
 // Appends `value` as a JSON string literal (quoted and escaped).
 void AppendJsonString(std::string_view value, std::string& out);
+
+// The same, without a JSON writer: values with nothing to escape (nearly
+// all of them) are copied whole. Escapes exactly what RapidJSON's writer
+// does: '"', '\\' and control characters; other bytes pass through.
+void AppendEscapedJsonString(std::string_view value, std::string& out);
 
 // Serialises a parsed value compactly.
 std::string JsonToString(const rapidjson::Value& value);

@@ -2,9 +2,11 @@
 // routing and rendering.
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "apiserver-ext/json_patch.h"
 #include "apiserver-ext/json_util.h"
+#include "apiserver-ext/node_json.h"
 #include "apiserver-ext/request_info.h"
 #include "apiserver-ext/table.h"
 
@@ -97,6 +99,43 @@ TEST(JsonPatch, ReplaceOfMissingPathFails) {
 TEST(JsonPatch, MoveIntoOwnChildFails) {
   rapidjson::Document target = Doc(R"({"a":{"b":{}}})");
   EXPECT_FALSE(ApplyJsonPatch(target, Doc(R"([{"op":"move","from":"/a","path":"/a/b/c"}])")).ok());
+}
+
+TEST(NodeJson, RenderedNodeParsesBackWithEscapedValues) {
+  storage::Node node;
+  node.name = "n1";
+  node.labels = {{"a", "b"}};
+  node.annotations = {{"note", "quote \" backslash \\ newline \n tab \t bell \x07 ü"}};
+  node.taints = {{"k", "", "NoSchedule"}};
+  node.unschedulable = true;
+  node.capacity = {{"cpu", "4"}};
+  node.addresses = {{"InternalIP", "10.0.0.1"}};
+  node.conditions = {{"DiskPressure", storage::ConditionStatus::kFalse, "ok", "fine"}};
+  node.ready = storage::ConditionStatus::kTrue;
+  node.last_heartbeat_time = 1;
+  node.edge.gateway = "gw";
+  std::string out;
+  AppendNodeJson(node, out);
+  rapidjson::Document doc;
+  doc.Parse(out.data(), out.size());
+  ASSERT_FALSE(doc.HasParseError()) << out;
+  EXPECT_EQ(std::string(doc["metadata"]["annotations"]["note"].GetString()),
+            node.annotations[0].second);
+  EXPECT_TRUE(doc["spec"]["unschedulable"].GetBool());
+  EXPECT_FALSE(doc["spec"]["taints"][0].HasMember("value"));
+  EXPECT_STREQ(doc["status"]["conditions"][1]["type"].GetString(), "Ready");
+  EXPECT_STREQ(doc["status"]["conditions"][0]["lastHeartbeatTime"].GetString(),
+               "1970-01-01T00:00:01Z");
+  EXPECT_TRUE(doc["status"]["conditions"][0]["lastTransitionTime"].IsNull());
+  EXPECT_STREQ(doc["status"]["edge"]["gateway"].GetString(), "gw");
+}
+
+TEST(NodeJson, EscapingMatchesRapidJson) {
+  std::string tricky = std::string("a\"b\\c\x01\x1f\x7f/\xc3\xa9", 11);
+  std::string mine, theirs;
+  AppendEscapedJsonString(tricky, mine);
+  AppendJsonString(tricky, theirs);
+  EXPECT_EQ(mine, theirs);
 }
 
 TEST(Table, HumanDurationLikeKubectl) {
