@@ -599,7 +599,7 @@ HttpResponse NodesResource::Patch(const HttpRequest& request, const RequestInfo&
     }
     if (!causes.empty()) return ErrorResponse(Invalid(Subject(info.name), std::move(causes)));
     // A resourceVersion the patch set (or left different) is a precondition.
-    if (parsed.resource_version != current->resource_version) {
+    if (parsed.has_resource_version && parsed.resource_version != current->resource_version) {
       return ErrorResponse(FromStatus(absl::AbortedError(""), Subject(info.name)));
     }
     bool explicit_rv = false;

@@ -95,7 +95,7 @@ void AppendBookmark(const Negotiated& n, uint64_t rv, bool initial_end, std::str
 
 PodsResource::PodsResource(storage::PodStore* store, const std::atomic<bool>* stopping,
                            WatchSettings watch)
-    : store_(store), stopping_(stopping), watch_(watch) {}
+    : store_(store), source_(store), stopping_(stopping), watch_(watch) {}
 
 HttpResponse PodsResource::Handle(const HttpRequest& request, const RequestInfo& info) {
   if (info.extra_segments || (!info.subresource.empty() && info.subresource != "status")) {
@@ -128,7 +128,7 @@ HttpResponse PodsResource::Get(const HttpRequest& request, const RequestInfo& in
   if (!NegotiateResource(request.Header("Accept"), false, false)) {
     return ErrorResponse(NotAcceptable());
   }
-  absl::StatusOr<Pod> pod = store_->Get(info.namespace_, info.name);
+  absl::StatusOr<Pod> pod = source_->Get(info.namespace_, info.name);
   if (!pod.ok()) return ErrorResponse(FromStatus(pod.status(), Subject(info.name)));
   return ObjectResponse(request, 200, *pod);
 }
@@ -148,7 +148,7 @@ HttpResponse PodsResource::List(const HttpRequest& request, const RequestInfo& i
   options.field_selector = q.field_selector;
   options.limit = q.limit;
   options.continue_token = q.continue_token;
-  uint64_t current = store_->resource_version();
+  uint64_t current = source_->resource_version();
   if (q.has_resource_version && q.resource_version > current) {
     return ErrorResponse(TooLargeResourceVersion(q.resource_version, current));
   }
@@ -168,7 +168,7 @@ HttpResponse PodsResource::List(const HttpRequest& request, const RequestInfo& i
   bool first = true;
   storage::PodListResult result;
   // Standalone pods are few: the page is built whole (see pod_store.h).
-  absl::Status listed = store_->ListEach(
+  absl::Status listed = source_->ListEach(
       options,
       [&](const Pod& pod) {
         if (!first) body += ',';
@@ -204,7 +204,7 @@ HttpResponse PodsResource::Watch(const HttpRequest& request, const RequestInfo& 
                      ? *q.send_initial_events
                      : !q.has_resource_version || q.resource_version == 0;
   bool initial_end = q.send_initial_events.value_or(false);
-  uint64_t current = store_->resource_version();
+  uint64_t current = source_->resource_version();
   if (q.has_resource_version && q.resource_version > current) {
     return ErrorResponse(TooLargeResourceVersion(q.resource_version, current));
   }
@@ -212,7 +212,7 @@ HttpResponse PodsResource::Watch(const HttpRequest& request, const RequestInfo& 
   std::string expired;
   if (!initial) {
     uint64_t from = q.has_resource_version ? q.resource_version : 0;
-    auto w = store_->Watch(from, info.namespace_, q.label_selector, q.field_selector);
+    auto w = source_->Watch(from, info.namespace_, q.label_selector, q.field_selector);
     if (!w.ok()) {
       if (!storage::IsExpired(w.status()))
         return ErrorResponse(FromStatus(w.status(), Subject("")));
@@ -224,7 +224,7 @@ HttpResponse PodsResource::Watch(const HttpRequest& request, const RequestInfo& 
   int64_t timeout = q.timeout_seconds > 0 ? q.timeout_seconds : watch_.default_timeout_seconds;
   HttpResponse r;
   r.long_running = true;
-  storage::PodStore* store = store_;
+  const storage::PodSource* store = source_;
   const std::atomic<bool>* stopping = stopping_;
   const Negotiated neg = *n;
   const IncludeObject include = q.include_object;
@@ -465,7 +465,7 @@ HttpResponse PodsResource::Patch(const HttpRequest& request, const RequestInfo& 
     if (!status && !causes.empty()) {
       return ErrorResponse(Invalid(Subject(info.name), std::move(causes)));
     }
-    if (parsed.resource_version != current->resource_version) {
+    if (parsed.has_resource_version && parsed.resource_version != current->resource_version) {
       return ErrorResponse(FromStatus(absl::AbortedError(""), Subject(info.name)));
     }
     HttpResponse r = Write(request, parsed.pod, current->resource_version, status, dry_run);

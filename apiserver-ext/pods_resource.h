@@ -43,7 +43,8 @@ class PodsResource {
   HttpResponse Write(const HttpRequest& request, const storage::Pod& desired, uint64_t expected_rv,
                      bool status, bool dry_run);
 
-  storage::PodStore* store_;
+  storage::PodStore* store_;          // Writes.
+  const storage::PodSource* source_;  // Reads: the standalone store today.
   const std::atomic<bool>* stopping_;
   WatchSettings watch_;
 };

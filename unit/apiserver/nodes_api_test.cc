@@ -264,6 +264,13 @@ TEST_F(NodesApiTest, MergePatchWithStaleResourceVersionIs409) {
   EXPECT_EQ(r.status, 409);
 }
 
+TEST_F(NodesApiTest, MergePatchThatRemovesResourceVersionHasNoPrecondition) {
+  ASSERT_EQ(Create("n1").status, 201);
+  HttpResponse r = Patch(std::string(kNodes) + "/n1", "application/merge-patch+json",
+                         R"({"metadata":{"resourceVersion":null,"labels":{"a":"b"}}})");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 TEST_F(NodesApiTest, JsonPatchAddsATaint) {
   ASSERT_EQ(Create("n1").status, 201);
   HttpResponse r = Patch(
