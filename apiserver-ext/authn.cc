@@ -88,6 +88,12 @@ std::vector<std::string> JsonStringArray(const std::string& text) {
 Authenticator::Authenticator(Options options) : options_(std::move(options)) {
   if (!options_.now) options_.now = [] { return absl::Now(); };
   request_header_ = options_.request_header;
+  client_ca_ = options_.client_ca;
+}
+
+void Authenticator::SetClientCa(std::shared_ptr<CertificateAuthority> ca) {
+  absl::MutexLock lock(&config_mu_);
+  client_ca_ = std::move(ca);
 }
 
 void Authenticator::SetRequestHeader(RequestHeaderConfig config) {
@@ -98,9 +104,11 @@ void Authenticator::SetRequestHeader(RequestHeaderConfig config) {
 AuthnOutcome Authenticator::Authenticate(HttpRequest& request,
                                          const std::vector<std::string>& peer_chain) {
   RequestHeaderConfig rh;
+  std::shared_ptr<CertificateAuthority> client_ca;
   {
     absl::MutexLock lock(&config_mu_);
     rh = request_header_;
+    client_ca = client_ca_;
   }
   bool presented = !peer_chain.empty();
 
@@ -154,8 +162,8 @@ AuthnOutcome Authenticator::Authenticate(HttpRequest& request,
   RemoveFrontProxyHeaders(request, rh);
 
   // 2. Client certificate.
-  if (presented && options_.client_ca != nullptr) {
-    absl::StatusOr<CertIdentity> id = options_.client_ca->Verify(peer_chain);
+  if (presented && client_ca != nullptr) {
+    absl::StatusOr<CertIdentity> id = client_ca->Verify(peer_chain);
     if (id.ok() && !id->common_name.empty()) {
       UserInfo user;
       user.name = id->common_name;
@@ -200,7 +208,7 @@ AuthnOutcome Authenticator::Authenticate(HttpRequest& request,
   }
 
   // A certificate that no CA accepted is a failed login, as upstream.
-  if (presented && (rh.ca != nullptr || options_.client_ca != nullptr)) {
+  if (presented && (rh.ca != nullptr || client_ca != nullptr)) {
     return AuthnOutcome::kRejected;
   }
   request.user = UserInfo{"system:anonymous", "", {"system:unauthenticated"}, {}};

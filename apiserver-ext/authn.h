@@ -13,8 +13,9 @@
 //
 // Thread safety: Authenticate() may be called from many threads; the token
 // cache has its own lock. Configuration is fixed at construction, except
-// the request-header settings, which SetRequestHeader() may replace at any
-// time (the ConfigMap is re-read on CA rotation).
+// the request-header settings and the client CA, which SetRequestHeader()
+// and SetClientCa() may replace at any time (the ConfigMap is re-read
+// periodically, so a CA rotation takes effect without a restart).
 
 #include <absl/container/flat_hash_map.h>
 #include <absl/status/statusor.h>
@@ -77,11 +78,13 @@ class Authenticator {
   AuthnOutcome Authenticate(HttpRequest& request, const std::vector<std::string>& peer_chain);
 
   void SetRequestHeader(RequestHeaderConfig config);
+  void SetClientCa(std::shared_ptr<CertificateAuthority> ca);
 
  private:
   Options options_;
   absl::Mutex config_mu_;
   RequestHeaderConfig request_header_ ABSL_GUARDED_BY(config_mu_);
+  std::shared_ptr<CertificateAuthority> client_ca_ ABSL_GUARDED_BY(config_mu_);
 
   struct CachedToken {
     absl::StatusOr<UserInfo> user;

@@ -296,6 +296,34 @@ absl::StatusOr<ServerConfig> CompleteServerConfig(const Options& o) {
   }
   c.authenticator = std::make_unique<Authenticator>(std::move(authn));
 
+  // What came from the ConfigMap is re-read every minute, as upstream does,
+  // so that a rotated front-proxy or client CA takes effect without a
+  // restart. Flags win over the ConfigMap, so they are kept as given.
+  if (authn_client != nullptr && o.requestheader_client_ca_file.empty()) {
+    Authenticator* authenticator = c.authenticator.get();
+    bool client_ca_from_flag = !o.client_ca_file.empty();
+    std::vector<std::string> allowed_names = o.requestheader_allowed_names;
+    c.periodic.push_back({"extension-apiserver-authentication", 60,
+                          [authn_client, authenticator, client_ca_from_flag, allowed_names] {
+                            std::string pem;
+                            absl::StatusOr<RequestHeaderConfig> rh =
+                                LoadAuthenticationConfigMap(*authn_client, &pem);
+                            if (!rh.ok()) {
+                              KOLE_LOG_EVERY_N(Warning, 10,
+                                               "Cannot re-read the authentication ConfigMap", "err",
+                                               rh.status());
+                              return;
+                            }
+                            if (!allowed_names.empty()) rh->allowed_names = allowed_names;
+                            authenticator->SetRequestHeader(*rh);
+                            if (!client_ca_from_flag && !pem.empty()) {
+                              auto ca = CertificateAuthority::FromPem(pem);
+                              if (ca.ok()) authenticator->SetClientCa(*ca);
+                            }
+                            KOLE_VLOG(4, "Authentication ConfigMap re-read");
+                          }});
+  }
+
   std::string authz_kubeconfig =
       o.authorization_kubeconfig.empty() ? o.kubeconfig : o.authorization_kubeconfig;
   if (authz_kubeconfig.empty()) {

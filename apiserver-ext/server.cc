@@ -334,6 +334,10 @@ void Server::Install() {
       });
 }
 
+void Server::RunPeriodicTasksForTest() {
+  for (const PeriodicTask& task : config_.periodic) task.run();
+}
+
 absl::Status Server::Start() {
   if (started_) return absl::FailedPreconditionError("already started");
   if (config_.port == 0) {
@@ -350,6 +354,27 @@ absl::Status Server::Start() {
   }
   started_ = true;
   listener_ = std::thread([this] { http_->listen_after_bind(); });
+  if (!config_.periodic.empty()) {
+    periodic_ = std::thread([this] {
+      std::vector<absl::Time> due(config_.periodic.size());
+      for (size_t i = 0; i < due.size(); ++i) {
+        due[i] = absl::Now() + absl::Seconds(config_.periodic[i].every_seconds);
+      }
+      absl::MutexLock lock(&periodic_mu_);
+      while (!periodic_stop_) {
+        absl::Time next = *std::min_element(due.begin(), due.end());
+        periodic_mu_.AwaitWithDeadline(absl::Condition(&periodic_stop_), next);
+        if (periodic_stop_) break;
+        for (size_t i = 0; i < due.size(); ++i) {
+          if (absl::Now() < due[i]) continue;
+          periodic_mu_.Unlock();
+          config_.periodic[i].run();
+          periodic_mu_.Lock();
+          due[i] = absl::Now() + absl::Seconds(config_.periodic[i].every_seconds);
+        }
+      }
+    });
+  }
   KOLE_LOG(Info, "Serving securely", "address", config_.bind_address, "port", port_, "workers",
            config_.worker_threads, "maxWatches", config_.max_watches);
   return absl::OkStatus();
@@ -360,6 +385,11 @@ void Server::Stop() {
   started_ = false;
   // Watches and streams notice within a second and end their responses.
   stopping_.store(true);
+  {
+    absl::MutexLock lock(&periodic_mu_);
+    periodic_stop_ = true;
+  }
+  if (periodic_.joinable()) periodic_.join();
   http_->stop();
   if (listener_.joinable()) listener_.join();
   KOLE_LOG(Info, "Server stopped");

@@ -29,8 +29,10 @@
 
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
+#include <absl/synchronization/mutex.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -50,6 +52,14 @@ class SSLServer;
 }
 
 namespace kole::apiserver {
+
+// Work the server repeats while it runs, on a thread of its own (re-reading
+// the authentication ConfigMap, for one).
+struct PeriodicTask {
+  std::string name;
+  int every_seconds = 60;
+  std::function<void()> run;
+};
 
 // The completed configuration the server runs with (options.h builds it
 // from flags).
@@ -73,6 +83,7 @@ struct ServerConfig {
   int keep_alive_max_count = 10000;
   int read_timeout_seconds = 30;
   int write_timeout_seconds = 60;
+  std::vector<PeriodicTask> periodic;
 };
 
 class AdmissionPool;
@@ -94,6 +105,8 @@ class Server {
   void Stop();
   // The bound port (the chosen one when configured with 0).
   int port() const { return port_; }
+  // Runs every periodic task once, now (tests).
+  void RunPeriodicTasksForTest();
 
  private:
   Server(ServerConfig config, storage::NodeStore* store, storage::PodStore* pods);
@@ -108,6 +121,9 @@ class Server {
   std::unique_ptr<ApiHandler> handler_;
   std::unique_ptr<httplib::SSLServer> http_;
   std::thread listener_;
+  std::thread periodic_;
+  absl::Mutex periodic_mu_;
+  bool periodic_stop_ ABSL_GUARDED_BY(periodic_mu_) = false;
   int port_ = 0;
   std::atomic<int> inflight_read_{0};
   std::atomic<int> inflight_mutating_{0};

@@ -67,18 +67,11 @@ class FakeKubeApiserver {
                                         : R"({"status":{"allowed":false,"reason":"RBAC: no"}})",
                                     "application/json");
                   });
-    std::string configmap =
-        R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"extension-apiserver-authentication"},"data":{)"
-        R"("client-ca-file":)" +
-        JsonQuote(client_ca_pem) + R"(,"requestheader-client-ca-file":)" +
-        JsonQuote(front_proxy_ca_pem) +
-        R"(,"requestheader-allowed-names":"[\"front-proxy-client\"]",)"
-        R"("requestheader-username-headers":"[\"X-Remote-User\"]",)"
-        R"("requestheader-group-headers":"[\"X-Remote-Group\"]",)"
-        R"("requestheader-extra-headers-prefix":"[\"X-Remote-Extra-\"]"}})";
+    SetConfigMap(front_proxy_ca_pem, client_ca_pem);
     server_->Get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
-                 [configmap](const httplib::Request&, httplib::Response& res) {
-                   res.set_content(configmap, "application/json");
+                 [this](const httplib::Request&, httplib::Response& res) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   res.set_content(configmap_, "application/json");
                  });
     port_ = server_->bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -90,6 +83,20 @@ class FakeKubeApiserver {
                                << "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n"
                                << "current-context: x\n";
   }
+  // What the ConfigMap says; a later call is a CA rotation.
+  void SetConfigMap(const std::string& front_proxy_ca_pem, const std::string& client_ca_pem) {
+    std::lock_guard<std::mutex> lock(mu);
+    configmap_ =
+        R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"extension-apiserver-authentication"},"data":{)"
+        R"("client-ca-file":)" +
+        JsonQuote(client_ca_pem) + R"(,"requestheader-client-ca-file":)" +
+        JsonQuote(front_proxy_ca_pem) +
+        R"(,"requestheader-allowed-names":"[\"front-proxy-client\"]",)"
+        R"("requestheader-username-headers":"[\"X-Remote-User\"]",)"
+        R"("requestheader-group-headers":"[\"X-Remote-Group\"]",)"
+        R"("requestheader-extra-headers-prefix":"[\"X-Remote-Extra-\"]"}})";
+  }
+
   ~FakeKubeApiserver() {
     server_->stop();
     thread_.join();
@@ -103,6 +110,7 @@ class FakeKubeApiserver {
   std::string last_authorization;
 
  private:
+  std::string configmap_;
   CertPaths paths_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
@@ -221,6 +229,19 @@ TEST_F(DelegatedAuthTest, ClientCertificateUserIsItsCommonName) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_NE(LastSar().find(R"("groups":["devs","system:authenticated"])"), std::string::npos);
+}
+
+TEST_F(DelegatedAuthTest, RotatedFrontProxyCaTakesEffectWithoutRestart) {
+  testing::TestPki rotated(dir_.path(), "front-proxy-ca-2");
+  kas_->SetConfigMap(*ReadFile(rotated.CaCert()), *ReadFile(clients_->CaCert()));
+  server_->RunPeriodicTasksForTest();
+  auto fresh = Client(rotated.Issue("front-proxy-client"))->Get(kNodes, {{"X-Remote-User", "bob"}});
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->status, 200);
+  auto old =
+      Client(front_proxy_->Issue("front-proxy-client"))->Get(kNodes, {{"X-Remote-User", "bob"}});
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, 401);
 }
 
 TEST_F(DelegatedAuthTest, HealthPathsSkipAuthorization) {
