@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "apiserver-ext/tls.h"
@@ -96,11 +97,12 @@ absl::StatusOr<KubeconfigTarget> LoadKubeconfig(const std::string& path) {
       t.client_key_pem = *key;
       t.token = user["token"].as<std::string>("");
       if (t.token.empty() && user["tokenFile"]) {
-        auto token = ReadFile(user["tokenFile"].as<std::string>());
-        if (!token.ok()) return token.status();
-        t.token = *token;
-        while (!t.token.empty() && (t.token.back() == '\n' || t.token.back() == '\r')) {
-          t.token.pop_back();
+        std::filesystem::path file = user["tokenFile"].as<std::string>();
+        if (file.is_relative()) file = std::filesystem::path(dir) / file;
+        t.token_file = file.string();
+        if (!ReadFile(t.token_file).ok()) {
+          return absl::NotFoundError(
+              fmt::format("{}: cannot read tokenFile {}", path, t.token_file));
         }
       }
     }
@@ -108,6 +110,22 @@ absl::StatusOr<KubeconfigTarget> LoadKubeconfig(const std::string& path) {
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(fmt::format("{}: {}", path, e.what()));
   }
+}
+
+absl::StatusOr<KubeconfigTarget> InClusterConfig(const std::string& account_dir) {
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  std::string token_file = account_dir + "/token";
+  if (host == nullptr || port == nullptr || !std::filesystem::exists(token_file)) {
+    return absl::NotFoundError("not running in a pod (no KUBERNETES_SERVICE_HOST or token)");
+  }
+  KubeconfigTarget t;
+  t.host = host;
+  t.port = std::atoi(port);
+  t.token_file = token_file;
+  auto ca = ReadFile(account_dir + "/ca.crt");
+  if (ca.ok()) t.ca_pem = *ca;
+  return t;
 }
 
 KubeClient::KubeClient(KubeconfigTarget target, int timeout_seconds)
@@ -148,7 +166,15 @@ absl::StatusOr<std::string> KubeClient::Send(const std::string& method, const st
   client.set_connection_timeout(timeout_seconds_, 0);
   client.set_read_timeout(timeout_seconds_, 0);
   client.set_write_timeout(timeout_seconds_, 0);
-  if (!target_.token.empty()) client.set_bearer_token_auth(target_.token);
+  std::string token = target_.token;
+  if (!target_.token_file.empty()) {
+    absl::StatusOr<std::string> read = ReadFile(target_.token_file);
+    if (read.ok()) {
+      token = *read;
+      while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    }
+  }
+  if (!token.empty()) client.set_bearer_token_auth(token);
   httplib::Headers headers = {{"Accept", "application/json"}, {"User-Agent", "kole-apiserver"}};
   httplib::Result res = method == "POST"
                             ? client.Post(path.c_str(), headers, json, "application/json")

@@ -24,11 +24,20 @@ struct KubeconfigTarget {
   std::string client_cert_pem;  // With client_key_pem.
   std::string client_key_pem;
   std::string token;
+  // Read before every call when set: service-account tokens are rotated
+  // by the kubelet, and a token read once expires.
+  std::string token_file;
 };
 
 // Reads the current context of a kubeconfig file (file references resolve
 // relative to the file, *-data fields are base64).
 absl::StatusOr<KubeconfigTarget> LoadKubeconfig(const std::string& path);
+
+// The in-cluster configuration a pod gets: KUBERNETES_SERVICE_HOST/PORT and
+// the service account's token and CA under
+// /var/run/secrets/kubernetes.io/serviceaccount. NotFound outside a pod.
+absl::StatusOr<KubeconfigTarget> InClusterConfig(
+    const std::string& account_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
 class KubeClient {
  public:

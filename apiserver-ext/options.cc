@@ -245,11 +245,16 @@ absl::StatusOr<ServerConfig> CompleteServerConfig(const Options& o) {
   // Authentication: flags first; the ConfigMap fills what they leave out.
   std::string authn_kubeconfig =
       o.authentication_kubeconfig.empty() ? o.kubeconfig : o.authentication_kubeconfig;
+  // Without a kubeconfig, a pod's own service account is used, as upstream
+  // components do.
+  absl::StatusOr<KubeconfigTarget> in_cluster = InClusterConfig();
   std::shared_ptr<KubeClient> authn_client;
   if (!authn_kubeconfig.empty()) {
     absl::StatusOr<KubeconfigTarget> target = LoadKubeconfig(authn_kubeconfig);
     if (!target.ok()) return target.status();
     authn_client = std::make_shared<KubeClient>(*target);
+  } else if (in_cluster.ok()) {
+    authn_client = std::make_shared<KubeClient>(*in_cluster);
   }
   RequestHeaderConfig rh;
   rh.allowed_names = o.requestheader_allowed_names;
@@ -326,12 +331,13 @@ absl::StatusOr<ServerConfig> CompleteServerConfig(const Options& o) {
 
   std::string authz_kubeconfig =
       o.authorization_kubeconfig.empty() ? o.kubeconfig : o.authorization_kubeconfig;
-  if (authz_kubeconfig.empty()) {
+  if (authz_kubeconfig.empty() && !in_cluster.ok()) {
     return absl::InvalidArgumentError(
-        "no authorization: give --authorization-kubeconfig (or --kubeconfig), or run "
-        "--standalone");
+        "no authorization: give --authorization-kubeconfig (or --kubeconfig), run in a pod, "
+        "or run --standalone");
   }
-  absl::StatusOr<KubeconfigTarget> target = LoadKubeconfig(authz_kubeconfig);
+  absl::StatusOr<KubeconfigTarget> target =
+      authz_kubeconfig.empty() ? in_cluster : LoadKubeconfig(authz_kubeconfig);
   if (!target.ok()) return target.status();
   WebhookAuthorizer::Options wo;
   auto allow = Duration("authorization-webhook-cache-authorized-ttl",

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "apiserver-ext/kube_client.h"
 #include "apiserver-ext/options.h"
 #include "apiserver-ext/server.h"
 #include "unit/apiserver/test_support.h"
@@ -242,6 +243,24 @@ TEST_F(DelegatedAuthTest, RotatedFrontProxyCaTakesEffectWithoutRestart) {
       Client(front_proxy_->Issue("front-proxy-client"))->Get(kNodes, {{"X-Remote-User", "bob"}});
   ASSERT_TRUE(old);
   EXPECT_EQ(old->status, 401);
+}
+
+TEST_F(DelegatedAuthTest, TokenFileIsReadForEveryCall) {
+  // Service-account tokens rotate; a kubeconfig's tokenFile is not cached.
+  std::string token = dir_.path() + "/token";
+  std::ofstream(token) << "first\n";
+  std::string text = *ReadFile(kas_->kubeconfig());
+  text.replace(text.find("token: kole-sa-token"), 20, "tokenFile: " + token);
+  std::string kubeconfig = dir_.path() + "/token-file.kubeconfig";
+  std::ofstream(kubeconfig) << text;
+  auto target = LoadKubeconfig(kubeconfig);
+  ASSERT_TRUE(target.ok()) << target.status();
+  KubeClient client(*target);
+  ASSERT_TRUE(client.Post("/apis/authentication.k8s.io/v1/tokenreviews", "{}").ok());
+  EXPECT_EQ(kas_->last_authorization, "Bearer first");
+  std::ofstream(token) << "second\n";
+  ASSERT_TRUE(client.Post("/apis/authentication.k8s.io/v1/tokenreviews", "{}").ok());
+  EXPECT_EQ(kas_->last_authorization, "Bearer second");
 }
 
 TEST_F(DelegatedAuthTest, HealthPathsSkipAuthorization) {
