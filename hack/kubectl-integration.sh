@@ -155,6 +155,10 @@ chmod +x "$WORK/editor.sh"
 check "edit" "node.edge.kole.io/n3 edited" "$(KUBE_EDITOR=$WORK/editor.sh k edit en n3 2>&1)"
 check "edit stored" "edited" "$(k get en n3 -o jsonpath='{.metadata.labels.region}')"
 
+contains "describe" "Events:" "$(k describe nodes.edge.kole.io n1 2>&1)"
+check "get kole (the category)" "node.edge.kole.io/n1" \
+  "$(k get kole --no-headers 2>&1 | awk '{print $1}' | head -1)"
+
 EXPLAIN=$(k explain nodes.edge.kole.io.spec 2>&1)
 contains "explain kind" "KIND:       Node" "$EXPLAIN"
 contains "explain fields" "unschedulable	<boolean>" "$EXPLAIN"

@@ -154,6 +154,23 @@ TEST_F(NodesApiTest, SystemMastersSkipTheSubjectAccessReview) {
   EXPECT_TRUE(last_review_.empty());
 }
 
+TEST_F(NodesApiTest, PostToANamedNodeIs405) {
+  HttpResponse r =
+      Call(Request("POST", std::string(kNodes) + "/n1", R"({"metadata":{"name":"n1"}})"));
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Reason(r), "MethodNotAllowed");
+}
+
+TEST_F(NodesApiTest, DeleteOfStatusSubresourceIs405) {
+  ASSERT_EQ(Create("n1").status, 201);
+  EXPECT_EQ(Call(Request("DELETE", std::string(kNodes) + "/n1/status")).status, 405);
+}
+
+TEST_F(NodesApiTest, UnknownSubresourceIs404) {
+  ASSERT_EQ(Create("n1").status, 201);
+  EXPECT_EQ(Call(Request("GET", std::string(kNodes) + "/n1/proxy")).status, 404);
+}
+
 TEST_F(NodesApiTest, UnknownPathIs404Status) {
   HttpResponse r = Call(Request("GET", "/apis/edge.kole.io/v1alpha1/widgets"));
   EXPECT_EQ(r.status, 404);
