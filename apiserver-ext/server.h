@@ -79,7 +79,10 @@ struct ServerConfig {
   int max_watches = 64;
   int overflow_threads = 4;
   size_t max_request_body_bytes = 3 << 20;  // Upstream's 3 MiB.
-  int keep_alive_timeout_seconds = 20;
+  // cpp-httplib checks its stop flag only between requests, so an idle kept-alive
+  // connection delays shutdown by up to this long; it also bounds how long an
+  // idle client holds a worker. Clients reconnect after it (one TLS handshake).
+  int keep_alive_timeout_seconds = 5;
   int keep_alive_max_count = 10000;
   int read_timeout_seconds = 30;
   int write_timeout_seconds = 60;
