@@ -124,6 +124,7 @@ std::string ApiMetrics::Render(const storage::NodeStore* store) const {
         "# TYPE kole_store_change_log_entries gauge\nkole_store_change_log_entries {}\n",
         s.change_log_entries);
   }
+  for (const auto& source : sources_) out += source();
   return out;
 }
 

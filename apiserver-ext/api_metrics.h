@@ -23,10 +23,12 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "storage/node_store.h"
 
@@ -43,6 +45,10 @@ class ApiMetrics {
   std::atomic<int64_t> inflight_read_only{0};
   std::atomic<int64_t> inflight_mutating{0};
   std::atomic<int64_t> watches{0};
+
+  // Adds text in the exposition format that other components (the MQTT
+  // bridge) produce; appended to every scrape. Call before serving.
+  void AddSource(std::function<std::string()> source) { sources_.push_back(std::move(source)); }
 
   // The whole exposition, with the store's figures when `store` is given.
   std::string Render(const storage::NodeStore* store) const;
@@ -68,6 +74,7 @@ class ApiMetrics {
   std::map<RequestKey, uint64_t> requests_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, Histogram> latency_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> rejected_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<std::string()>> sources_;  // Fixed once serving.
 };
 
 }  // namespace kole::apiserver

@@ -581,6 +581,12 @@ TEST_F(NodesApiTest, TableWatchSendsColumnsOnlyInTheFirstEvent) {
   EXPECT_NE(r.body.find(R"("columnDefinitions":[])"), std::string::npos);
 }
 
+TEST_F(NodesApiTest, MetricsIncludeOtherComponentsSources) {
+  metrics_.AddSource([] { return std::string("kole_bridge_messages_total 7\n"); });
+  HttpResponse r = Call(Request("GET", "/metrics"));
+  EXPECT_NE(r.body.find("kole_bridge_messages_total 7\n"), std::string::npos);
+}
+
 TEST_F(NodesApiTest, MetricsCountRequestsByUserAgent) {
   HttpRequest req = Request("GET", "/metrics");
   req.headers.emplace("User-Agent", "kube-controller-manager/v1.33.1 (linux/amd64)");
