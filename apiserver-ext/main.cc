@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
     KOLE_LOG(Error, "Cannot open the store", "dataDir", options.data_dir, "err", store.status());
     return 1;
   }
+  // The node store takes the data directory's lock; the pod store lives in
+  // its pods/ subdirectory under that lock, so it opens second.
   auto pods = storage::PodStore::Open(apiserver::CompletePodStoreOptions(options));
   if (!pods.ok()) {
     KOLE_LOG(Error, "Cannot open the pod store", "dataDir", options.data_dir, "err", pods.status());
@@ -58,6 +60,9 @@ int main(int argc, char** argv) {
     KOLE_LOG(Error, "Cannot create the server", "err", server.status());
     return 1;
   }
+  // Components beside the server (the MQTT bridge) start here: they share
+  // the stores and register their readiness checks and metrics with
+  // server->health() and server->metrics() before Start().
   if (absl::Status s = (*server)->Start(); !s.ok()) {
     KOLE_LOG(Error, "Cannot start the server", "err", s);
     return 1;
@@ -76,6 +81,8 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&stop_signals, &signal);
   KOLE_LOG(Info, "Shutting down", "signal", signal);
+  // The server first, so that no API write races the shutdown; then the
+  // components beside it, then the stores.
   (*server)->Stop();
   (*pods)->Close();
   (*store)->Close();
