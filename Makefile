@@ -44,6 +44,7 @@ test:
 	@bash hack/stage.sh build $(MAKE) --no-print-directory build
 	@bash hack/stage.sh lint $(MAKE) --no-print-directory lint
 	@bash hack/stage.sh unit $(MAKE) --no-print-directory unit
+	@bash hack/stage.sh integration $(MAKE) --no-print-directory integration
 	@bash hack/stage.sh fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	@bash hack/test-summary.sh $(BUILD_DIR)/ctest.log
 
@@ -54,13 +55,19 @@ lint: deps
 format: deps
 	clang-format -i $(FORMAT_SOURCES)
 
+# kubectl (a pinned release, by path) against a standalone kole-apiserver on
+# a free loopback port (hack/kubectl-integration.sh).
+.PHONY: integration
+integration: build
+	@bash hack/kubectl-integration.sh $(BUILD_DIR)
+
 # Builds the libFuzzer targets in build-fuzz (clang) and runs each for
 # FUZZ_SECONDS; fails if one finds a crash (hack/run-fuzzers.sh).
 .PHONY: fuzz
 fuzz: deps
 	@bash hack/run-fuzzers.sh $(FUZZ_SECONDS)
 
-bench: bench-store bench-bridge
+bench: bench-store bench-bridge bench-api
 
 bench-store: build
 	$(BUILD_DIR)/bin/kole-bench-store --nodes $(KOLE_BENCH_NODES)
@@ -68,6 +75,13 @@ bench-store: build
 # The bridge's own ceiling, broker taken out (in process).
 bench-bridge: build
 	$(BUILD_DIR)/bin/kole-bench-bridge --nodes $(KOLE_BENCH_NODES)
+
+# The API front end over loopback: get, list of 500, watch fan-out (100
+# watchers), full list plain and gzipped, and kubectl get over the fleet,
+# while heartbeats flow (bench/api_bench.cc).
+.PHONY: bench-api
+bench-api: build
+	$(BUILD_DIR)/bin/kole-bench-api --nodes $(KOLE_BENCH_NODES)
 
 demo:
 	@echo "make demo will start mosquitto, kole-apiserver, a simulated fleet and a local"

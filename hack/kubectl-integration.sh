@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# kubectl against a running kole-apiserver (standalone mode, loopback only):
+# the commands users run, with their output compared to what is expected
+# wherever it is deterministic (ages are normalised to AGE).
+#
+#   hack/kubectl-integration.sh [build-dir]
+#
+# Uses a kubectl of a pinned release by path: the machine's `kubectl` is a
+# dispatcher that picks a version from the server's /version.
+set -uo pipefail
+
+BUILD_DIR=${1:-build}
+KUBECTL_BIN=${KUBECTL:-/usr/lib/google-cloud-sdk/bin/kubectl.1.33}
+SERVER_BIN=$BUILD_DIR/bin/kole-apiserver
+[ -x "$KUBECTL_BIN" ] || { echo "kubectl not found at $KUBECTL_BIN" >&2; exit 1; }
+[ -x "$SERVER_BIN" ] || { echo "$SERVER_BIN not built" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/kole-kubectl-XXXXXX)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+SERVER_PID=
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_server() {
+  "$SERVER_BIN" --standalone --secure-port "$PORT" --bind-address 127.0.0.1 \
+    --cert-dir "$WORK/certs" --data-dir "$WORK/data" --v 2 >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if curl -sf --cacert "$WORK/certs/ca.crt" "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 &&
+      [ -f "$WORK/certs/admin.kubeconfig" ]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "kole-apiserver did not become ready; log:" >&2
+  cat "$WORK/server.log" >&2
+  exit 1
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID"
+  local rc=$?
+  SERVER_PID=
+  return $rc
+}
+
+k() { "$KUBECTL_BIN" --kubeconfig "$WORK/certs/admin.kubeconfig" --cache-dir "$WORK/cache" \
+  --request-timeout=10s "$@"; }
+ages() { sed -E 's/  +/  /g; s/ ([0-9]+[smhdy])+  / AGE  /g'; }
+
+PASSED=0
+FAILED=0
+# check NAME EXPECTED ACTUAL
+check() {
+  if [ "$2" == "$3" ]; then
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1"
+    diff <(echo "$2") <(echo "$3") | sed 's/^/     /'
+  fi
+}
+# contains NAME NEEDLE ACTUAL
+contains() {
+  if grep -qF -- "$2" <<<"$3"; then
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1: no \"$2\" in:"
+    sed 's/^/     /' <<<"$3"
+  fi
+}
+
+start_server
+
+check "api-resources" \
+"NAME    SHORTNAMES    APIVERSION              NAMESPACED   KIND
+nodes   en,edgenode   edge.kole.io/v1alpha1   false        Node
+pods    epod          edge.kole.io/v1alpha1   true         Pod" "$(k api-resources 2>&1)"
+
+check "version" "Server Version: v0.1.0" "$(k version 2>&1 | grep '^Server')"
+
+for n in n1 n2 n3; do
+  region=eu
+  [ "$n" == n3 ] && region=us
+  cat >"$WORK/$n.yaml" <<YAML
+apiVersion: edge.kole.io/v1alpha1
+kind: Node
+metadata:
+  name: $n
+  labels:
+    region: $region
+YAML
+done
+check "apply creates" "node.edge.kole.io/n1 created" "$(k apply -f "$WORK/n1.yaml" 2>&1)"
+sed -i 's/region: eu/region: eu\n    tier: edge/' "$WORK/n1.yaml"
+check "apply again patches" "node.edge.kole.io/n1 configured" "$(k apply -f "$WORK/n1.yaml" 2>&1)"
+check "apply unchanged" "node.edge.kole.io/n1 unchanged" "$(k apply -f "$WORK/n1.yaml" 2>&1)"
+check "create" "node.edge.kole.io/n2 created" "$(k create -f "$WORK/n2.yaml" 2>&1)"
+k create -f "$WORK/n3.yaml" >/dev/null 2>&1
+
+check "get" \
+"NAME  STATUS  ROLES  AGE  VERSION
+n1  Unknown  <none>  AGE  <unknown>
+n2  Unknown  <none>  AGE  <unknown>
+n3  Unknown  <none>  AGE  <unknown>" "$(k get nodes.edge.kole.io 2>&1 | ages)"
+
+contains "get -o wide shows wide columns" \
+  "INTERNAL-IP   EXTERNAL-IP   OS-IMAGE    KERNEL-VERSION   CONTAINER-RUNTIME" "$(k get en -o wide 2>&1)"
+
+check "get -o yaml" "apiVersion: edge.kole.io/v1alpha1
+kind: Node" "$(k get en n1 -o yaml 2>&1 | grep -E '^(apiVersion|kind):')"
+
+check "get -o json" "edge.kole.io/v1alpha1 Node n1 edge" \
+  "$(k get en n1 -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["apiVersion"], d["kind"], d["metadata"]["name"], d["metadata"]["labels"]["tier"])')"
+
+check "get -l" "n1
+n2" "$(k get en -l region=eu -o name 2>&1 | sed 's|node.edge.kole.io/||')"
+
+check "get --field-selector" "n2" \
+  "$(k get en --field-selector metadata.name=n2 --no-headers 2>&1 | awk '{print $1}')"
+
+check "get --chunk-size=1 pages into one table" "NAME
+n1
+n2
+n3" "$(k get en --chunk-size=1 2>&1 | awk '{print $1}')"
+
+check "get missing" 'Error from server (NotFound): nodes.edge.kole.io "nx" not found' \
+  "$(k get en nx 2>&1)"
+
+check "label" "node.edge.kole.io/n2 labeled" "$(k label en n2 role=gateway 2>&1)"
+check "annotate" "node.edge.kole.io/n2 annotated" "$(k annotate en n2 note=hello 2>&1)"
+check "label and annotation stored" "gateway hello" \
+  "$(k get en n2 -o jsonpath='{.metadata.labels.role} {.metadata.annotations.note}')"
+
+check "patch --type merge" "node.edge.kole.io/n3 patched" \
+  "$(k patch en n3 --type merge -p '{"spec":{"unschedulable":true}}' 2>&1)"
+check "unschedulable shows in STATUS" "Unknown,SchedulingDisabled" \
+  "$(k get en n3 --no-headers | awk '{print $2}')"
+contains "strategic merge patch is refused with 415" \
+  "error: application/strategic-merge-patch+json is not supported by edge.kole.io/v1alpha1, Kind=Node" \
+  "$(k patch en n3 -p '{"spec":{"unschedulable":false}}' 2>&1)"
+
+cat >"$WORK/editor.sh" <<'SH'
+#!/bin/sh
+sed -i 's/region: us/region: edited/' "$1"
+SH
+chmod +x "$WORK/editor.sh"
+check "edit" "node.edge.kole.io/n3 edited" "$(KUBE_EDITOR=$WORK/editor.sh k edit en n3 2>&1)"
+check "edit stored" "edited" "$(k get en n3 -o jsonpath='{.metadata.labels.region}')"
+
+contains "describe" "Events:" "$(k describe nodes.edge.kole.io n1 2>&1)"
+check "get kole (the category)" "node.edge.kole.io/n1" \
+  "$(k get kole --no-headers 2>&1 | awk '{print $1}' | head -1)"
+
+EXPLAIN=$(k explain nodes.edge.kole.io.spec 2>&1)
+contains "explain kind" "KIND:       Node" "$EXPLAIN"
+contains "explain fields" "unschedulable	<boolean>" "$EXPLAIN"
+
+# A device-side event (the status subresource, as the bridge writes it)
+# shows up in a running watch.
+k get en -w --output-watch-events --request-timeout=5s >"$WORK/watch.out" 2>&1 &
+WATCH_PID=$!
+sleep 1.5
+curl -sf --cacert "$WORK/certs/ca.crt" --cert "$WORK/certs/admin.crt" --key "$WORK/certs/admin.key" \
+  -X PATCH -H 'Content-Type: application/merge-patch+json' \
+  --data '{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KoleReady"}],"nodeInfo":{"kubeletVersion":"v0.9.0"}}}' \
+  "https://127.0.0.1:$PORT/apis/edge.kole.io/v1alpha1/nodes/n1/status" >/dev/null
+wait $WATCH_PID
+check "get -w shows the device-side change" \
+"EVENT  NAME  STATUS  ROLES  AGE  VERSION
+ADDED  n1  Unknown  <none>  AGE  <unknown>
+ADDED  n2  Unknown  <none>  AGE  <unknown>
+ADDED  n3  Unknown,SchedulingDisabled  <none>  AGE  <unknown>
+MODIFIED  n1  Ready  <none>  AGE  v0.9.0" "$(ages <"$WORK/watch.out")"
+
+check "delete" 'node.edge.kole.io "n2" deleted' "$(k delete en n2 2>&1)"
+check "deleted node is gone" 'Error from server (NotFound): nodes.edge.kole.io "n2" not found' \
+  "$(k get en n2 2>&1)"
+
+cat >"$WORK/p1.yaml" <<'YAML'
+apiVersion: edge.kole.io/v1alpha1
+kind: Pod
+metadata:
+  name: p1
+spec:
+  nodeName: n1
+  containers:
+  - name: app
+    image: registry.example/app:1
+YAML
+check "pod create" "pod.edge.kole.io/p1 created" "$(k apply -f "$WORK/p1.yaml" 2>&1)"
+check "get pods -o wide" \
+"NAME  READY  STATUS  RESTARTS  AGE  IP  NODE  NOMINATED NODE  READINESS GATES
+p1  0/1  Pending  0  AGE  <none>  n1  <none>  <none>" "$(k get pods.edge.kole.io -o wide 2>&1 | ages)"
+check "get pods --field-selector spec.nodeName" "p1" \
+  "$(k get epod --field-selector spec.nodeName=n1 -o name | sed 's|pod.edge.kole.io/||')"
+check "pod without nodeName is invalid" \
+  'The Pod "p2" is invalid: spec.nodeName: Required value: standalone pods name their node in spec.nodeName' \
+  "$(sed 's/name: p1/name: p2/; /nodeName/d' "$WORK/p1.yaml" | k create -f - 2>&1)"
+
+# The store is durable: a restart keeps the nodes.
+stop_server
+check "SIGTERM stops cleanly" "0" "$?"
+start_server
+check "nodes survive a restart" "n1 n3" "$(k get en -o jsonpath='{.items[*].metadata.name}')"
+check "pods survive a restart" "p1" "$(k get epod -o jsonpath='{.items[*].metadata.name}')"
+check "pod delete" 'pod.edge.kole.io "p1" deleted' "$(k delete epod p1 2>&1)"
+
+echo "kubectl integration: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
