@@ -78,11 +78,10 @@ std::string NodeStatusCell(const storage::Node& node) {
     case storage::ConditionStatus::kTrue:
       status = "Ready";
       break;
-    case storage::ConditionStatus::kFalse:
-      status = "NotReady";
-      break;
     default:
-      status = "Unknown";
+      // kubectl prints "Not<type>" for a Ready condition that is not True,
+      // Unknown included; every node served here has that condition.
+      status = "NotReady";
       break;
   }
   if (node.unschedulable) status += ",SchedulingDisabled";

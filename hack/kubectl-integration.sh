@@ -18,15 +18,20 @@ SERVER_BIN=$BUILD_DIR/bin/kole-apiserver
 WORK=$(mktemp -d /tmp/kole-kubectl-XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SERVER_PID=
+BROKER_PID=
+SIM_PID=
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  for pid in "$SIM_PID" "$SERVER_PID" "$BROKER_PID"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
+# start_server [extra kole-apiserver flags]
 start_server() {
   "$SERVER_BIN" --standalone --secure-port "$PORT" --bind-address 127.0.0.1 \
-    --cert-dir "$WORK/certs" --data-dir "$WORK/data" --v 2 >>"$WORK/server.log" 2>&1 &
+    --cert-dir "$WORK/certs" --data-dir "$WORK/data" --v 2 "$@" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     if curl -sf --cacert "$WORK/certs/ca.crt" "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 &&
@@ -107,9 +112,9 @@ k create -f "$WORK/n3.yaml" >/dev/null 2>&1
 
 check "get" \
 "NAME  STATUS  ROLES  AGE  VERSION
-n1  Unknown  <none>  AGE  <unknown>
-n2  Unknown  <none>  AGE  <unknown>
-n3  Unknown  <none>  AGE  <unknown>" "$(k get nodes.edge.kole.io 2>&1 | ages)"
+n1  NotReady  <none>  AGE  <unknown>
+n2  NotReady  <none>  AGE  <unknown>
+n3  NotReady  <none>  AGE  <unknown>" "$(k get nodes.edge.kole.io 2>&1 | ages)"
 
 contains "get -o wide shows wide columns" \
   "INTERNAL-IP   EXTERNAL-IP   OS-IMAGE    KERNEL-VERSION   CONTAINER-RUNTIME" "$(k get en -o wide 2>&1)"
@@ -141,7 +146,7 @@ check "label and annotation stored" "gateway hello" \
 
 check "patch --type merge" "node.edge.kole.io/n3 patched" \
   "$(k patch en n3 --type merge -p '{"spec":{"unschedulable":true}}' 2>&1)"
-check "unschedulable shows in STATUS" "Unknown,SchedulingDisabled" \
+check "unschedulable shows in STATUS" "NotReady,SchedulingDisabled" \
   "$(k get en n3 --no-headers | awk '{print $2}')"
 contains "strategic merge patch is refused with 415" \
   "error: application/strategic-merge-patch+json is not supported by edge.kole.io/v1alpha1, Kind=Node" \
@@ -175,9 +180,9 @@ curl -sf --cacert "$WORK/certs/ca.crt" --cert "$WORK/certs/admin.crt" --key "$WO
 wait $WATCH_PID
 check "get -w shows the device-side change" \
 "EVENT  NAME  STATUS  ROLES  AGE  VERSION
-ADDED  n1  Unknown  <none>  AGE  <unknown>
-ADDED  n2  Unknown  <none>  AGE  <unknown>
-ADDED  n3  Unknown,SchedulingDisabled  <none>  AGE  <unknown>
+ADDED  n1  NotReady  <none>  AGE  <unknown>
+ADDED  n2  NotReady  <none>  AGE  <unknown>
+ADDED  n3  NotReady,SchedulingDisabled  <none>  AGE  <unknown>
 MODIFIED  n1  Ready  <none>  AGE  v0.9.0" "$(ages <"$WORK/watch.out")"
 
 check "delete" 'node.edge.kole.io "n2" deleted' "$(k delete en n2 2>&1)"
@@ -212,6 +217,45 @@ start_server
 check "nodes survive a restart" "n1 n3" "$(k get en -o jsonpath='{.items[*].metadata.name}')"
 check "pods survive a restart" "p1" "$(k get epod -o jsonpath='{.items[*].metadata.name}')"
 check "pod delete" 'pod.edge.kole.io "p1" deleted' "$(k delete epod p1 2>&1)"
+
+# --- The fleet through mosquitto ---------------------------------------------
+# kole-edge-sim registers 20 nodes over one gateway connection through a real
+# broker; kole-apiserver's bridge puts them in the store.
+BROKER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nuser %s\n' "$BROKER_PORT" "$(id -un)" \
+  >"$WORK/mosquitto.conf"
+/usr/sbin/mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+BROKER_PID=$!
+stop_server
+start_server --mqtt-broker "tcp://127.0.0.1:$BROKER_PORT"
+"$BUILD_DIR/bin/kole-edge-sim" --broker "tcp://127.0.0.1:$BROKER_PORT" --nodes 20 \
+  --connections 1 --heartbeat-interval 1s --progress-interval 60s >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+ready=0
+for _ in $(seq 100); do
+  ready=$(k get en -l kubernetes.io/os=linux --no-headers 2>/dev/null | grep -c ' Ready ')
+  [ "$ready" -eq 20 ] && break
+  sleep 0.2
+done
+check "simulated nodes registered through mosquitto are Ready" "20" "$ready"
+SIM_NODE=$(k get en -l kubernetes.io/os=linux -o name | head -1 | sed 's|node.edge.kole.io/||')
+check "device facts reach the API" "linux" \
+  "$(k get en "$SIM_NODE" -o jsonpath='{.status.nodeInfo.operatingSystem}')"
+contains "the bridge's metrics are on /metrics" 'kole_bridge_registrations_total{result="Accepted"} 20' \
+  "$(curl -sf --cacert "$WORK/certs/ca.crt" --cert "$WORK/certs/admin.crt" \
+       --key "$WORK/certs/admin.key" "https://127.0.0.1:$PORT/metrics")"
+
+# The device side goes away: the simulator publishes its gateway's will on the
+# way out, and a running watch sees the node turn NotReady.
+k get en "$SIM_NODE" -w --output-watch-events --request-timeout=10s >"$WORK/watch-sim.out" 2>&1 &
+WATCH_PID=$!
+sleep 1.5
+kill -TERM "$SIM_PID"
+wait "$SIM_PID"
+SIM_PID=
+wait $WATCH_PID
+contains "get -w shows the device going away" "MODIFIED   $SIM_NODE   NotReady" \
+  "$(cat "$WORK/watch-sim.out")"
 
 echo "kubectl integration: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

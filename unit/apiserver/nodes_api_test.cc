@@ -483,7 +483,7 @@ TEST_F(NodesApiTest, TableListHasKubectlNodeColumns) {
                                              "Kernel-Version", "Container-Runtime"}));
   EXPECT_STREQ(doc["columnDefinitions"][0]["format"].GetString(), "name");
   EXPECT_EQ(doc["columnDefinitions"][5]["priority"].GetInt(), 1);
-  EXPECT_STREQ(doc["rows"][0]["cells"][1].GetString(), "Unknown");
+  EXPECT_STREQ(doc["rows"][0]["cells"][1].GetString(), "NotReady");
   EXPECT_STREQ(doc["rows"][0]["object"]["kind"].GetString(), "PartialObjectMetadata");
 }
 

@@ -167,5 +167,11 @@ TEST(Table, NodeStatusShowsSchedulingDisabled) {
   EXPECT_EQ(NodeStatusCell(node), "NotReady");
 }
 
+TEST(Table, NodeWithReadyUnknownIsNotReadyAsKubectlPrintsIt) {
+  storage::Node node;
+  node.ready = storage::ConditionStatus::kUnknown;
+  EXPECT_EQ(NodeStatusCell(node), "NotReady");
+}
+
 }  // namespace
 }  // namespace kole::apiserver
