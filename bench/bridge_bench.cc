@@ -18,6 +18,7 @@
 //
 // Every figure is printed as `figure NAME VALUE UNIT` on a line of its own.
 
+#include <absl/strings/ascii.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,8 +32,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#include <absl/strings/ascii.h>
 
 #include "common/log.h"
 #include "common/metrics.h"
@@ -359,10 +358,10 @@ int RunThroughMosquitto(const BenchOptions& bench) {
     Figure("bridge.mosquitto.registrations_per_second", bench.nodes / acked_seconds, "nodes/s");
   }
   for (const char* result : {"Accepted", "Rejected", "Retry"}) {
-    Figure(fmt::format("bridge.mosquitto.registrations_{}", absl::AsciiStrToLower(result)).c_str(),
-           Counter(registry,
-                   fmt::format(R"(kole_bridge_registrations_total{{result="{}"}})", result)),
-           "nodes");
+    Figure(
+        fmt::format("bridge.mosquitto.registrations_{}", absl::AsciiStrToLower(result)).c_str(),
+        Counter(registry, fmt::format(R"(kole_bridge_registrations_total{{result="{}"}})", result)),
+        "nodes");
   }
   Figure("bridge.mosquitto.ack_publish_failures",
          Counter(registry, "kole_bridge_publish_failures_total"), "messages");
@@ -427,8 +426,9 @@ int Run(int argc, char** argv) {
   app.add_option("--consumers", bench.consumers, "Bridge consumer connections")
       ->capture_default_str();
   app.add_option("--data-dir", bench.data_dir, "Store directory (default: a fresh temporary one)");
-  app.add_option("--sim-arg", bench.sim_args,
-                 "An argument for kole-edge-sim (repeat: --sim-arg=--register-rate --sim-arg=50000)");
+  app.add_option(
+      "--sim-arg", bench.sim_args,
+      "An argument for kole-edge-sim (repeat: --sim-arg=--register-rate --sim-arg=50000)");
   CLI11_PARSE(app, argc, argv);
   log::SetVerbosity(0);
 
