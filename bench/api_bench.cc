@@ -29,6 +29,7 @@
 #include "apiserver-ext/node_json.h"
 #include "apiserver-ext/server.h"
 #include "apiserver-ext/tls.h"
+#include "bench/bench_support.h"
 #include "common/log.h"
 #include "edge/fleet_generator.h"
 #include "storage/node_store.h"
@@ -37,43 +38,17 @@
 namespace kole {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-void Figure(const std::string& name, double value, const char* unit) {
-  std::printf("figure %s %.6g %s\n", name.c_str(), value, unit);
-  std::fflush(stdout);
-}
-
-void Note(const std::string& text) { std::fprintf(stderr, "%s\n", text.c_str()); }
-
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+using bench::Clock;
+using bench::Figure;
+using bench::Note;
+using bench::Seconds;
+using bench::ToNode;
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
   return v[i];
-}
-
-storage::Node ToNode(const edge::NodeSpec& spec) {
-  storage::Node node;
-  node.name = spec.name;
-  node.labels = spec.labels;
-  node.annotations = spec.annotations;
-  node.capacity = spec.capacity;
-  node.allocatable = spec.allocatable;
-  for (const edge::NodeAddress& a : spec.addresses) node.addresses.push_back({a.type, a.address});
-  storage::NodeInfo& info = node.node_info;
-  info.machine_id = spec.machine_id;
-  info.system_uuid = spec.system_uuid;
-  info.boot_id = spec.boot_id;
-  info.kernel_version = spec.kernel_version;
-  info.os_image = spec.os_image;
-  info.container_runtime_version = spec.container_runtime_version;
-  info.kubelet_version = spec.agent_version;
-  info.operating_system = spec.operating_system;
-  info.architecture = spec.architecture;
-  return node;
 }
 
 struct Pki {

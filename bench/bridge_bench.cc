@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "edge/fleet_generator.h"
@@ -42,17 +43,6 @@
 
 namespace kole::bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-void Figure(const char* name, double value, const char* unit) {
-  std::printf("figure %s %.6g %s\n", name, value, unit);
-  std::fflush(stdout);
-}
 
 class CountingPublisher : public bridge::Publisher {
  public:

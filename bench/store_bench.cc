@@ -23,55 +23,13 @@
 #include <vector>
 
 #include "apiserver-ext/node_json.h"
+#include "bench/bench_support.h"
 #include "edge/fleet_generator.h"
 #include "storage/node_store.h"
 #include "storage/validation.h"
 
 namespace kole::bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-size_t ResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  size_t total = 0, resident = 0;
-  if (std::fscanf(f, "%zu %zu", &total, &resident) != 2) resident = 0;
-  std::fclose(f);
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
-
-void Figure(const char* name, double value, const char* unit) {
-  std::printf("figure %s %.6g %s\n", name, value, unit);
-  std::fflush(stdout);
-}
-
-void Note(const std::string& text) { std::fprintf(stderr, "%s\n", text.c_str()); }
-
-storage::Node ToNode(const edge::NodeSpec& spec) {
-  storage::Node node;
-  node.name = spec.name;
-  node.labels = spec.labels;
-  node.annotations = spec.annotations;
-  node.capacity = spec.capacity;
-  node.allocatable = spec.allocatable;
-  for (const edge::NodeAddress& a : spec.addresses) node.addresses.push_back({a.type, a.address});
-  storage::NodeInfo& info = node.node_info;
-  info.machine_id = spec.machine_id;
-  info.system_uuid = spec.system_uuid;
-  info.boot_id = spec.boot_id;
-  info.kernel_version = spec.kernel_version;
-  info.os_image = spec.os_image;
-  info.container_runtime_version = spec.container_runtime_version;
-  info.kubelet_version = spec.agent_version;
-  info.operating_system = spec.operating_system;
-  info.architecture = spec.architecture;
-  return node;
-}
 
 // The heartbeat as a device sends it (docs/protocol.md defines the real
 // schema with the bridge; this is its shape and size).
