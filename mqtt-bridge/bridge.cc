@@ -372,6 +372,7 @@ class Bridge::Applier {
       if (ack.result == protocol::AckResult::kAccepted) ForgetMismatch(registration.node);
     }
 
+    if (group.message.acks.empty()) return;  // Nothing could be answered.
     absl::MutexLock lock(&bridge_->ack_mu_);
     bridge_->acks_.push_back(std::move(group));
     ++bridge_->acks_queued_;
@@ -487,9 +488,15 @@ class Bridge::Applier {
     // one lookup without allocation; names are checked only when added.
     auto it = resync_.find(absl::string_view(beat.name.data(), beat.name.size()));
     if (it == resync_.end()) {
-      if (!storage::IsDns1123Subdomain(beat.name).empty()) return;
-      if (resync_.size() >= kMaxResyncEntries) Prune(now);
+      // When the table is full, a new name is not tracked (it is seen again at
+      // its next heartbeat). Pruning scans the whole table, so it runs at most
+      // once a second, not once per name of a flood.
+      if (resync_.size() >= kMaxResyncEntries && now - last_prune_ >= absl::Seconds(1)) {
+        last_prune_ = now;
+        Prune(now);
+      }
       if (resync_.size() >= kMaxResyncEntries) return;
+      if (!storage::IsDns1123Subdomain(beat.name).empty()) return;
       resync_.emplace(std::string(beat.name), ResyncEntry{.first_seen = now});
       return;
     }
@@ -550,6 +557,7 @@ class Bridge::Applier {
 
   std::deque<PendingWill> wills_;
   absl::flat_hash_map<std::string, ResyncEntry> resync_;
+  absl::Time last_prune_ = absl::InfinitePast();
   double tokens_;  // Resync budget: a token bucket that starts full.
   absl::Time last_refill_ = absl::Now();
 };

@@ -382,6 +382,25 @@ TEST_F(BridgeTest, PersistingUnknownEpochGetsOneResync) {
   EXPECT_EQ(control.reason, "UnknownEpoch");
 }
 
+// 300,000 heartbeats for names the store has never seen, three times the
+// resync table's capacity. They must stay cheap: before each new name past the
+// capacity rescanned the whole table, and a flood like this held the apply
+// thread for minutes.
+TEST_F(BridgeTest, FloodOfUnknownNamesDoesNotHoldUpRegistrations) {
+  bridge_->Start();
+  for (int batch = 0; batch < 300; ++batch) {
+    std::string beats;
+    for (int i = 0; i < 1000; ++i) {
+      if (!beats.empty()) beats += ',';
+      beats += fmt::format(R"({{"node":"ghost-{}-{}","epoch":1,"seq":1}})", batch, i);
+    }
+    Send("kole/v1/gateways/gw-flood/heartbeat", fmt::format(R"({{"v":1,"beats":[{}]}})", beats));
+  }
+  EXPECT_GT(RegisterNode("edge-1"), 0u);
+  EXPECT_EQ(MetricValue(*registry_, R"(kole_bridge_heartbeats_total{outcome="unknown_node"})"),
+            300000);
+}
+
 TEST_F(BridgeTest, UnknownEpochIsNotResyncedBeforeItPersists) {
   bridge_->Start();  // Default resync_after: 15 s.
   uint32_t epoch = RegisterNode("edge-1");
