@@ -470,6 +470,20 @@ void StartEnvelope(Writer& writer) {
   writer.Int(kVersion);
 }
 
+// The enum value whose wire name (as `name_of` spells it) is `text`, so the
+// decoders read exactly what the encoders write.
+template <typename Enum>
+bool ParseName(std::string_view text, std::initializer_list<Enum> values,
+               std::string_view (*name_of)(Enum), Enum* out) {
+  for (Enum value : values) {
+    if (name_of(value) == text) {
+      *out = value;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 // --- Names -----------------------------------------------------------------------
@@ -706,13 +720,8 @@ DecodeError DecodeAck(std::string_view payload, AckMessage* out) {
     KOLE_RETURN_IF_DECODE_ERROR(ReadString(entry, "node", true, &ack.node));
     std::string result;
     KOLE_RETURN_IF_DECODE_ERROR(ReadString(entry, "result", true, &result));
-    if (result == "Accepted") {
-      ack.result = AckResult::kAccepted;
-    } else if (result == "Rejected") {
-      ack.result = AckResult::kRejected;
-    } else if (result == "Retry") {
-      ack.result = AckResult::kRetry;
-    } else {
+    if (!ParseName(result, {AckResult::kAccepted, AckResult::kRejected, AckResult::kRetry},
+                   AckResultName, &ack.result)) {
       return DecodeError::kWrongType;
     }
     KOLE_RETURN_IF_DECODE_ERROR(ReadUint(entry, "epoch", false, &ack.epoch));
@@ -736,11 +745,8 @@ DecodeError DecodeControl(std::string_view payload, ControlMessage* out) {
   *out = ControlMessage{};
   std::string action;
   KOLE_RETURN_IF_DECODE_ERROR(ReadString(document, "action", true, &action));
-  if (action == "Resync") {
-    out->action = ControlAction::kResync;
-  } else if (action == "Deregister") {
-    out->action = ControlAction::kDeregister;
-  } else {
+  if (!ParseName(action, {ControlAction::kResync, ControlAction::kDeregister}, ControlActionName,
+                 &out->action)) {
     return DecodeError::kWrongType;
   }
   KOLE_RETURN_IF_DECODE_ERROR(ReadString(document, "reason", false, &out->reason));
