@@ -15,8 +15,11 @@ SERVER_BIN=$BUILD_DIR/bin/kole-apiserver
 [ -x "$KUBECTL_BIN" ] || { echo "kubectl not found at $KUBECTL_BIN" >&2; exit 1; }
 [ -x "$SERVER_BIN" ] || { echo "$SERVER_BIN not built" >&2; exit 1; }
 
+# shellcheck source=hack/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+
 WORK=$(mktemp -d /tmp/kole-kubectl-XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 SERVER_PID=
 BROKER_PID=
 SIM_PID=
@@ -55,32 +58,6 @@ stop_server() {
 
 k() { "$KUBECTL_BIN" --kubeconfig "$WORK/certs/admin.kubeconfig" --cache-dir "$WORK/cache" \
   --request-timeout=10s "$@"; }
-ages() { sed -E 's/  +/  /g; s/ ([0-9]+[smhdy])+  / AGE  /g'; }
-
-PASSED=0
-FAILED=0
-# check NAME EXPECTED ACTUAL
-check() {
-  if [ "$2" == "$3" ]; then
-    PASSED=$((PASSED + 1))
-    echo "ok   $1"
-  else
-    FAILED=$((FAILED + 1))
-    echo "FAIL $1"
-    diff <(echo "$2") <(echo "$3") | sed 's/^/     /'
-  fi
-}
-# contains NAME NEEDLE ACTUAL
-contains() {
-  if grep -qF -- "$2" <<<"$3"; then
-    PASSED=$((PASSED + 1))
-    echo "ok   $1"
-  else
-    FAILED=$((FAILED + 1))
-    echo "FAIL $1: no \"$2\" in:"
-    sed 's/^/     /' <<<"$3"
-  fi
-}
 
 start_server
 
@@ -221,7 +198,7 @@ check "pod delete" 'pod.edge.kole.io "p1" deleted' "$(k delete epod p1 2>&1)"
 # --- The fleet through mosquitto ---------------------------------------------
 # kole-edge-sim registers 20 nodes over one gateway connection through a real
 # broker; kole-apiserver's bridge puts them in the store.
-BROKER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+BROKER_PORT=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nuser %s\n' "$BROKER_PORT" "$(id -un)" \
   >"$WORK/mosquitto.conf"
 /usr/sbin/mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &

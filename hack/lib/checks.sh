@@ -1,0 +1,50 @@
+# Sourced by the integration and e2e suites: assertions that print one line
+# each ("ok   NAME" or "FAIL NAME" with the difference) and count, plus
+# helpers the suites share.
+
+PASSED=0
+FAILED=0
+
+# check NAME EXPECTED ACTUAL
+check() {
+  if [ "$2" == "$3" ]; then
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1"
+    diff <(echo "$2") <(echo "$3") | sed 's/^/     /'
+  fi
+}
+
+# contains NAME NEEDLE ACTUAL
+contains() {
+  if grep -qF -- "$2" <<<"$3"; then
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1: no \"$2\" in:"
+    sed 's/^/     /' <<<"$3"
+  fi
+}
+
+# lacks NAME NEEDLE ACTUAL
+lacks() {
+  if grep -qF -- "$2" <<<"$3"; then
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1: unexpected \"$2\" in:"
+    grep -F -- "$2" <<<"$3" | head -20 | sed 's/^/     /'
+  else
+    PASSED=$((PASSED + 1))
+    echo "ok   $1"
+  fi
+}
+
+# Prints a TCP port free on 127.0.0.1 at the time of the call.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Replaces ages in kubectl's tables with AGE and runs of spaces with two.
+ages() { sed -E 's/  +/  /g; s/ ([0-9]+[smhdy])+  / AGE  /g'; }
