@@ -45,6 +45,8 @@ test:
 	@bash hack/stage.sh lint $(MAKE) --no-print-directory lint
 	@bash hack/stage.sh unit $(MAKE) --no-print-directory unit
 	@bash hack/stage.sh integration $(MAKE) --no-print-directory integration
+	@bash hack/stage.sh tools $(MAKE) --no-print-directory tools
+	@bash hack/stage.sh e2e $(MAKE) --no-print-directory e2e
 	@bash hack/stage.sh fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	@bash hack/test-summary.sh $(BUILD_DIR)/ctest.log
 
@@ -83,12 +85,25 @@ bench-bridge: build
 bench-api: build
 	$(BUILD_DIR)/bin/kole-bench-api --nodes $(KOLE_BENCH_NODES)
 
-demo:
-	@echo "make demo will start mosquitto, kole-apiserver, a simulated fleet and a local"
-	@echo "control plane, and show 'kubectl get nodes.edge.kole.io' through the aggregator."
-	@echo "Those parts are not built yet (see README.md, Status). What exists today is the"
-	@echo "fleet store; its benchmark runs with: make bench-store"
-	@exit 1
+# Local control plane, mosquitto, KOLE installed with its chart, DEMO_NODES
+# simulated nodes, then kubectl through the aggregation layer (hack/demo.sh).
+# DEMO_SECONDS=N runs without a terminal and exits 0 after N seconds.
+DEMO_NODES ?= 100000
+DEMO_SECONDS ?= 0
+demo: build
+	@DEMO_NODES=$(DEMO_NODES) DEMO_SECONDS=$(DEMO_SECONDS) bash hack/demo.sh $(BUILD_DIR)
+
+# The pinned upstream programs (etcd, kube-apiserver, kube-controller-manager,
+# kubectl, helm), built from their Go modules and cached in $(KOLE_CACHE).
+.PHONY: tools e2e
+tools: deps
+	@bash e2e/build-tools.sh >/dev/null
+
+# The chart through a real control plane's aggregation layer (e2e/README.md).
+# E2E_NODES sets the simulated fleet; KUBECONFIG=... runs against a cluster.
+E2E_NODES ?= 2000
+e2e: build
+	@E2E_NODES=$(E2E_NODES) bash e2e/run.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

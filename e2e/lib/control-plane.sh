@@ -128,6 +128,7 @@ cp_start() {
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$pki/front-proxy-client.crt" \
     --proxy-client-key-file "$pki/front-proxy-client.key" \
+    --endpoint-reconciler-type none \
     --cert-dir "$dir/apiserver-certs" --profiling=false \
     >"$dir/kube-apiserver.log" 2>&1 &
   CP_PIDS+=($!)

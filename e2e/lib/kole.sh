@@ -1,0 +1,190 @@
+# Sourced by e2e/run.sh and `make demo`: KOLE installed into the control
+# plane of e2e/lib/control-plane.sh.
+#
+#   kole_install_local BUILD_DIR   mosquitto with per-device ACLs, the chart
+#                                  installed with helm, kole-apiserver run from
+#                                  the rendered Deployment in the image's root
+#                                  filesystem, the APIService Available, and a
+#                                  simulated fleet of E2E_NODES nodes
+#   kole_launch / kole_kill SIG    (re)start or signal kole-apiserver
+#   kole_metrics                   KOLE's /metrics, read on its own port
+#   kole_stop_all                  stops what kole_install_local started
+#
+# Needs WORK, TOOLS, KUBECTL, HELM, KUBECONFIG, E2E_NODES and the CP_*
+# variables; sets KOLE_NS, KOLE_PORT, KOLE_SERVICE_HOST, KOLE_SERVING_CA and
+# KOLE_AVAILABLE_AT.
+
+KOLE_NS=kole-system
+KOLE_RELEASE=kole
+KOLE_PID=
+KOLE_TOKEN_PID=
+KOLE_BROKER_PID=
+KOLE_SIM_PID=
+
+kole_start_broker() {
+  local dir="$WORK/mosquitto" user
+  mkdir -p "$dir"
+  user=$(id -un)
+  KOLE_DEVICE_BROKER_PORT=$(free_port)
+  KOLE_CLOUD_BROKER_PORT=$(free_port)
+
+  # The simulator's gateways are gw-<seed>-<first node index>; each gets an
+  # account and its own ACL block, as docs/protocol.md prescribes.
+  KOLE_GATEWAYS=$(((E2E_NODES + 999) / 1000))
+  KOLE_DEVICE_PASSWORD=$(openssl rand -hex 16)
+  KOLE_CLOUD_PASSWORD=$(openssl rand -hex 16)
+  echo "$KOLE_DEVICE_PASSWORD" >"$dir/device-password"
+  : >"$dir/devices.passwd"
+  {
+    echo "user kole-cloud"
+    for channel in register heartbeat will; do
+      echo "topic read kole/v1/nodes/+/$channel"
+      echo "topic read kole/v1/gateways/+/$channel"
+    done
+    for channel in ack control; do
+      echo "topic write kole/v1/nodes/+/$channel"
+      echo "topic write kole/v1/gateways/+/$channel"
+    done
+  } >"$dir/acl"
+  local g gateway
+  for ((g = 0; g < KOLE_GATEWAYS; g++)); do
+    gateway="gw-1-$((E2E_NODES * g / KOLE_GATEWAYS))"
+    mosquitto_passwd -b "$dir/devices.passwd" "$gateway" "$KOLE_DEVICE_PASSWORD"
+    {
+      echo "user $gateway"
+      for channel in register heartbeat will; do
+        echo "topic write kole/v1/gateways/$gateway/$channel"
+      done
+      echo "topic read kole/v1/gateways/$gateway/ack"
+      echo "topic read kole/v1/gateways/$gateway/control"
+      echo "topic deny kole/v1/nodes/#"
+    } >>"$dir/acl"
+  done
+  mosquitto_passwd -c -b "$dir/cloud.passwd" kole-cloud "$KOLE_CLOUD_PASSWORD"
+  cat >"$dir/mosquitto.conf" <<EOF
+per_listener_settings true
+user $user
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+
+listener $KOLE_DEVICE_BROKER_PORT 127.0.0.1
+password_file $dir/devices.passwd
+acl_file $dir/acl
+use_username_as_clientid true
+allow_anonymous false
+
+listener $KOLE_CLOUD_BROKER_PORT 127.0.0.1
+password_file $dir/cloud.passwd
+acl_file $dir/acl
+allow_anonymous false
+EOF
+  /usr/sbin/mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
+  KOLE_BROKER_PID=$!
+}
+
+kole_install_local() {
+  local build_dir=$1
+  kole_start_broker
+
+  # The chart, as a user installs it, with the values that fit a control
+  # plane without kubelets: an ExternalName Service to the local process.
+  KOLE_PORT=$(free_port)
+  "$KUBECTL" create namespace "$KOLE_NS" >/dev/null
+  "$KUBECTL" -n "$KOLE_NS" create secret generic kole-mqtt \
+    --from-literal=password="$KOLE_CLOUD_PASSWORD" >/dev/null
+  local started
+  started=$(now)
+  if ! "$HELM" install "$KOLE_RELEASE" "$KOLE_ROOT/helm/kole" -n "$KOLE_NS" \
+    --set service.externalName=127.0.0.1 \
+    --set "service.port=$KOLE_PORT" --set "apiserver.securePort=$KOLE_PORT" \
+    --set apiserver.bindAddress=127.0.0.1 --set apiserver.verbosity=2 \
+    --set "mqtt.broker=tcp://127.0.0.1:$KOLE_CLOUD_BROKER_PORT" \
+    --set mqtt.username=kole-cloud --set mqtt.existingSecret=kole-mqtt \
+    >"$WORK/helm-install.log" 2>&1; then
+    echo "e2e: helm install failed:" >&2
+    cat "$WORK/helm-install.log" >&2
+    return 1
+  fi
+  figure e2e.helm_install_seconds "$(elapsed "$started")" s
+
+  local rootfs
+  rootfs=$("$KOLE_ROOT/hack/build-rootfs.sh" "$build_dir") || return 1
+  mkdir -p "$WORK/kole"
+  local deployment
+  deployment=$("$KUBECTL" -n "$KOLE_NS" get deployment -l app.kubernetes.io/name=kole \
+    -o jsonpath='{.items[0].metadata.name}')
+  python3 "$KOLE_ROOT/e2e/lib/deployment_runner.py" prepare --namespace "$KOLE_NS" \
+    --deployment "$deployment" --work "$WORK/kole" --rootfs "$rootfs" \
+    --runner "$KOLE_ROOT/hack/run-in-rootfs.sh" --apiserver-port "$CP_APISERVER_PORT" \
+    --cluster-ca "$CP_DIR/pki/ca.crt" || return 1
+  kole_launch
+
+  # Tokens last an hour; renew every ten minutes, as a kubelet renews well
+  # before expiry.
+  (while sleep 600; do
+    python3 "$KOLE_ROOT/e2e/lib/deployment_runner.py" refresh-token --work "$WORK/kole"
+  done) &
+  KOLE_TOKEN_PID=$!
+
+  local available=""
+  for _ in $(seq 600); do
+    available=$("$KUBECTL" get apiservice v1alpha1.edge.kole.io \
+      -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)
+    [ "$available" = True ] && break
+    sleep 0.2
+  done
+  if [ "$available" != True ]; then
+    echo "e2e: the APIService did not become Available; kole-apiserver's log:" >&2
+    tail -30 "$WORK/kole/kole-apiserver.log" >&2
+    "$KUBECTL" get apiservice v1alpha1.edge.kole.io -o yaml >&2
+    return 1
+  fi
+  KOLE_AVAILABLE_AT=$(now)
+  figure e2e.apiservice_available_seconds "$(elapsed "$started")" s
+
+  local service
+  service=$("$KUBECTL" get apiservice v1alpha1.edge.kole.io -o jsonpath='{.spec.service.name}')
+  KOLE_SERVICE_HOST="$service.$KOLE_NS.svc"
+  KOLE_SERVING_CA="$WORK/kole/serving-ca.crt"
+  "$KUBECTL" get apiservice v1alpha1.edge.kole.io -o jsonpath='{.spec.caBundle}' |
+    base64 -d >"$KOLE_SERVING_CA"
+
+  "$build_dir/bin/kole-edge-sim" --broker "tcp://127.0.0.1:$KOLE_DEVICE_BROKER_PORT" \
+    --nodes "$E2E_NODES" --connections "$KOLE_GATEWAYS" \
+    --password-file "$WORK/mosquitto/device-password" --heartbeat-interval 5s \
+    --progress-interval 10s --status-file "$WORK/sim.status" >"$WORK/sim.log" 2>&1 &
+  KOLE_SIM_PID=$!
+}
+
+# Starts kole-apiserver from the launcher deployment_runner.py wrote, in a
+# session of its own so that kole_kill reaches every process of it.
+kole_launch() {
+  setsid "$WORK/kole/launch.sh" >>"$WORK/kole/kole-apiserver.log" 2>&1 &
+  KOLE_PID=$!
+}
+
+kole_kill() {
+  [ -n "$KOLE_PID" ] || return 0
+  kill "$1" -- "-$KOLE_PID" 2>/dev/null
+  wait "$KOLE_PID" 2>/dev/null
+  KOLE_PID=
+}
+
+kole_metrics() {
+  curl -sf --cacert "$KOLE_SERVING_CA" --cert "$CP_DIR/pki/admin.crt" --key "$CP_DIR/pki/admin.key" \
+    --resolve "$KOLE_SERVICE_HOST:$KOLE_PORT:127.0.0.1" "https://$KOLE_SERVICE_HOST:$KOLE_PORT/metrics"
+}
+
+kole_stop_all() {
+  local pid
+  for pid in "$KOLE_SIM_PID" "$KOLE_TOKEN_PID"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  KOLE_SIM_PID=
+  KOLE_TOKEN_PID=
+  kole_kill -TERM
+  [ -n "$KOLE_BROKER_PID" ] && kill "$KOLE_BROKER_PID" 2>/dev/null && wait "$KOLE_BROKER_PID" 2>/dev/null
+  KOLE_BROKER_PID=
+}

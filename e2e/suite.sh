@@ -1,0 +1,196 @@
+# The e2e tests, sourced by e2e/run.sh once the control plane, the chart,
+# kole-apiserver and the simulated fleet are up. Everything here goes
+# through kube-apiserver (its aggregation layer) with real kubectl, unless a
+# test says it reaches KOLE's port directly.
+#
+# From run.sh: KUBECTL, KUBECONFIG, WORK, E2E_NODES, E2E_MODE, KOLE_NS and
+# the kole_* functions of e2e/lib/kole.sh.
+
+k() { "$KUBECTL" --request-timeout=30s "$@"; }
+# as USER ARGS...: kubectl as a user with a client certificate of the cluster CA.
+as() {
+  local user=$1
+  shift
+  "$KUBECTL" --kubeconfig "$WORK/cluster/$user.kubeconfig" --request-timeout=30s "$@"
+}
+
+# --- Registration through the aggregator ------------------------------------
+
+check "APIService v1alpha1.edge.kole.io is Available" "True" \
+  "$(k get apiservice v1alpha1.edge.kole.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}')"
+
+check "api-resources lists the group" \
+"NAME    SHORTNAMES    APIVERSION              NAMESPACED   KIND
+nodes   en,edgenode   edge.kole.io/v1alpha1   false        Node
+pods    epod          edge.kole.io/v1alpha1   true         Pod" \
+  "$(k api-resources --api-group=edge.kole.io 2>&1)"
+
+# The fleet registers through mosquitto; every node must be listed.
+started=$(now)
+listed=0
+for _ in $(seq 120); do
+  listed=$(k get nodes.edge.kole.io --no-headers 2>/dev/null | grep -c ' Ready ')
+  [ "$listed" -ge "$E2E_NODES" ] && break
+  sleep 1
+done
+check "every simulated node is Ready through the aggregator" "$E2E_NODES" "$listed"
+figure e2e.nodes_ready_after_apiservice_seconds "$(elapsed "$KOLE_AVAILABLE_AT")" s
+
+started=$(now)
+listed=$(k get nodes.edge.kole.io --no-headers | wc -l)
+figure e2e.kubectl_get_nodes_seconds "$(elapsed "$started")" s
+figure e2e.nodes_listed "$listed" nodes
+check "kubectl get lists the whole fleet" "$E2E_NODES" "$listed"
+
+# first_nodes N: the names of the first N nodes, from one page.
+first_nodes() {
+  k get --raw "/apis/edge.kole.io/v1alpha1/nodes?limit=$1" |
+    python3 -c 'import json, sys; [print(i["metadata"]["name"]) for i in json.load(sys.stdin)["items"]]'
+}
+NODE=$(first_nodes 1)
+contains "get -o wide prints the wide columns" "INTERNAL-IP" "$(k get en "$NODE" -o wide)"
+check "get -o json carries the device's facts" "linux" \
+  "$(k get en "$NODE" -o jsonpath='{.status.nodeInfo.operatingSystem}')"
+check "field selector metadata.name" "$NODE" \
+  "$(k get en --field-selector "metadata.name=$NODE" -o name | sed 's|node.edge.kole.io/||')"
+check "label selector over the fleet" "$E2E_NODES" \
+  "$(k get en -l kubernetes.io/os=linux --chunk-size=500 -o name | wc -l)"
+
+EXPLAIN=$(k explain nodes.edge.kole.io.spec 2>&1)
+contains "explain through the aggregated OpenAPI" "unschedulable" "$EXPLAIN"
+
+# --- Writes and watches -------------------------------------------------------
+
+k get en "$NODE" -w --output-watch-events --request-timeout=15s >"$WORK/watch.out" 2>&1 &
+watch_pid=$!
+sleep 2
+check "label" "node.edge.kole.io/$NODE labeled" "$(k label en "$NODE" e2e=yes 2>&1)"
+check "annotate" "node.edge.kole.io/$NODE annotated" "$(k annotate en "$NODE" e2e/note=hi 2>&1)"
+check "label stored" "yes" "$(k get en "$NODE" -o jsonpath='{.metadata.labels.e2e}')"
+wait "$watch_pid"
+contains "watch through the aggregator sees the change" "MODIFIED" "$(cat "$WORK/watch.out")"
+
+VICTIM=$(first_nodes 2 | tail -1)
+check "delete" "node.edge.kole.io \"$VICTIM\" deleted" "$(k delete en "$VICTIM" 2>&1)"
+sleep 2
+check "a deleted node stays gone (the device is told to deregister)" \
+  "Error from server (NotFound): nodes.edge.kole.io \"$VICTIM\" not found" \
+  "$(k get en "$VICTIM" 2>&1)"
+
+# --- Authorization ------------------------------------------------------------
+# alice is bound to the built-in view role, which the chart's aggregated
+# ClusterRole extends to edge.kole.io; mallory has no binding at all.
+
+if [ "$E2E_MODE" = local ]; then
+  cp_user "$WORK/cluster" alice
+  cp_user "$WORK/cluster" mallory
+  k create clusterrolebinding e2e-alice-view --clusterrole=view --user=alice >/dev/null
+  sleep 1
+  check "a user bound to view lists edge nodes" "1" \
+    "$(as alice get en --field-selector "metadata.name=$NODE" --no-headers 2>&1 | wc -l)"
+  contains "view does not allow delete" "Forbidden" "$(as alice delete en "$NODE" 2>&1)"
+  contains "an unbound user is refused by kube-apiserver" "Forbidden" "$(as mallory get en 2>&1)"
+
+  # Directly on KOLE's port: KOLE authenticates the client certificate
+  # itself (CA from the extension-apiserver-authentication ConfigMap) and
+  # asks the real kube-apiserver with a SubjectAccessReview.
+  direct() {
+    local user=$1 path=$2
+    curl -s -o "$WORK/direct.out" -w '%{http_code}' --cacert "$KOLE_SERVING_CA" \
+      --cert "$WORK/cluster/pki/user-$user.crt" --key "$WORK/cluster/pki/user-$user.key" \
+      --resolve "$KOLE_SERVICE_HOST:$KOLE_PORT:127.0.0.1" "https://$KOLE_SERVICE_HOST:$KOLE_PORT$path"
+  }
+  check "KOLE's own SubjectAccessReview refuses mallory" "403" \
+    "$(direct mallory /apis/edge.kole.io/v1alpha1/nodes?limit=1)"
+  contains "the refusal names the user" 'User \"mallory\" cannot list resource \"nodes\"' \
+    "$(cat "$WORK/direct.out")"
+  check "KOLE's own SubjectAccessReview lets alice list" "200" \
+    "$(direct alice /apis/edge.kole.io/v1alpha1/nodes?limit=1)"
+
+  # A bearer token: KOLE sends a TokenReview, then a SubjectAccessReview.
+  k create serviceaccount e2e-reader -n default >/dev/null
+  k create clusterrolebinding e2e-reader-view --clusterrole=view \
+    --serviceaccount=default:e2e-reader >/dev/null
+  token=$(k create token e2e-reader -n default)
+  bearer() {
+    curl -s -o /dev/null -w '%{http_code}' --cacert "$KOLE_SERVING_CA" -H "Authorization: Bearer $1" \
+      --resolve "$KOLE_SERVICE_HOST:$KOLE_PORT:127.0.0.1" \
+      "https://$KOLE_SERVICE_HOST:$KOLE_PORT/apis/edge.kole.io/v1alpha1/nodes?limit=1"
+  }
+  check "a service-account token is reviewed and allowed" "200" "$(bearer "$token")"
+  check "a forged token is refused with 401" "401" "$(bearer "${token%?????}AAAAA")"
+fi
+
+# --- Pods and namespace deletion --------------------------------------------
+# The namespace controller in kube-controller-manager must be able to empty
+# a namespace that holds KOLE pods, or namespace deletion hangs.
+
+k create namespace e2e-pods >/dev/null
+cat >"$WORK/pod.yaml" <<YAML
+apiVersion: edge.kole.io/v1alpha1
+kind: Pod
+metadata:
+  name: probe
+  namespace: e2e-pods
+spec:
+  nodeName: $NODE
+  containers:
+  - name: app
+    image: registry.example/probe:1
+YAML
+check "create a pod through the aggregator" "pod.edge.kole.io/probe created" \
+  "$(k apply -f "$WORK/pod.yaml" 2>&1)"
+check "get pods --field-selector spec.nodeName" "probe" \
+  "$(k get epod -n e2e-pods --field-selector "spec.nodeName=$NODE" -o name | sed 's|pod.edge.kole.io/||')"
+started=$(now)
+k delete namespace e2e-pods --wait=false >/dev/null
+gone=no
+for _ in $(seq 120); do
+  if ! k get namespace e2e-pods >/dev/null 2>&1; then
+    gone=yes
+    break
+  fi
+  sleep 1
+done
+check "deleting a namespace that holds KOLE pods completes" "yes" "$gone"
+figure e2e.namespace_deletion_seconds "$(elapsed "$started")" s
+check "its KOLE pods are gone" "" "$(k get epod -A --no-headers 2>/dev/null | grep e2e-pods)"
+
+# --- The scale trap -----------------------------------------------------------
+# kube-controller-manager's garbage collector and quota controller mirror
+# every resource whose discovery verbs allow it. KOLE's discovery keeps
+# nodes and pods out of that (docs/api.md); its request metrics prove it.
+# Both controllers rescan discovery every 30 s: wait for a rescan first.
+
+if [ "$E2E_MODE" = local ]; then
+  wait_for=$(python3 -c "print(max(0, int(35 - ($(now) - $KOLE_AVAILABLE_AT))))")
+  [ "$wait_for" -gt 0 ] && sleep "$wait_for"
+  METRICS=$(k get --raw /apis/edge.kole.io/v1alpha1 >/dev/null && kole_metrics)
+  KCM_REQUESTS=$(grep '^kole_apiserver_requests_total' <<<"$METRICS" | grep 'kube-controller-manager')
+  lacks "kube-controller-manager never lists nodes or pods" 'verb="list"' "$KCM_REQUESTS"
+  lacks "kube-controller-manager never watches nodes or pods" 'verb="watch"' "$KCM_REQUESTS"
+  contains "kube-controller-manager did reach KOLE (namespace cleanup)" 'kube-controller-manager' \
+    "$KCM_REQUESTS"
+  lacks "kube-controller-manager logs no errors about edge.kole.io" "edge.kole.io" \
+    "$(grep -E '^[EW][0-9]{4}' "$WORK/cluster/kube-controller-manager.log")"
+fi
+
+# --- Restart ------------------------------------------------------------------
+# While KOLE is down, discovery clients and namespace deletion wait, so the
+# time from a restart until kubectl works through the aggregator again is a
+# figure operators need (docs/operations.md).
+
+if [ "$E2E_MODE" = local ]; then
+  before=$(k get en --no-headers | wc -l)
+  kole_kill -KILL
+  started=$(now)
+  kole_launch
+  until k get en --field-selector "metadata.name=$NODE" -o name >/dev/null 2>&1; do
+    sleep 0.2
+    python3 -c "import sys; sys.exit(0 if $(now) - $started < 120 else 1)" || break
+  done
+  figure e2e.restart_until_aggregated_get_seconds "$(elapsed "$started")" s
+  check "after kill -9 the fleet is all there" "$before" "$(k get en --no-headers | wc -l)"
+  check "labels written through the aggregator survived" "yes" \
+    "$(k get en "$NODE" -o jsonpath='{.metadata.labels.e2e}')"
+fi

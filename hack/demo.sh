@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# `make demo`: a local control plane (etcd, kube-apiserver,
+# kube-controller-manager), mosquitto, KOLE installed with its Helm chart and
+# a simulated fleet, then `kubectl get nodes.edge.kole.io` through the
+# aggregation layer.
+#
+#   hack/demo.sh BUILD_DIR            interactive: runs until Ctrl-C
+#   DEMO_SECONDS=60 hack/demo.sh ...  exits 0 after that many seconds
+#
+# DEMO_NODES sets the fleet size (default 100000).
+set -uo pipefail
+
+BUILD_DIR=$(cd "${1:-build}" && pwd)
+KOLE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=e2e/lib/env.sh
+source "$KOLE_ROOT/e2e/lib/env.sh"
+# shellcheck source=hack/lib/checks.sh
+source "$KOLE_ROOT/hack/lib/checks.sh"
+# shellcheck source=e2e/lib/control-plane.sh
+source "$KOLE_ROOT/e2e/lib/control-plane.sh"
+# shellcheck source=e2e/lib/kole.sh
+source "$KOLE_ROOT/e2e/lib/kole.sh"
+
+E2E_NODES=${DEMO_NODES:-100000}
+DEMO_SECONDS=${DEMO_SECONDS:-0}
+WORK=$(mktemp -d /tmp/kole-demo-XXXXXX)
+chmod 755 "$WORK"
+
+figure() { echo "figure $1 $2 $3"; }
+now() { date +%s.%N | cut -c1-14; }
+elapsed() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
+say() { echo "demo: $*"; }
+
+stopping=0
+cleanup() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  say "stopping everything"
+  kole_stop_all
+  cp_stop
+  rm -rf "$WORK"
+  say "stopped"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+if [ "$(id -u)" -ne 0 ]; then
+  say "needs root: it enters the image's root filesystem with unshare and chroot (see e2e/README.md)" >&2
+  exit 1
+fi
+
+say "building the pinned upstream programs (first run: about 15 minutes, then cached)"
+TOOLS=$("$KOLE_ROOT/e2e/build-tools.sh") || exit 1
+export KUBECTL="$TOOLS/kubectl"
+HELM="$TOOLS/helm"
+
+say "starting etcd, kube-apiserver and kube-controller-manager on loopback ports"
+cp_start "$WORK/cluster" "$TOOLS" || exit 1
+export KUBECONFIG=$CP_KUBECONFIG
+
+say "starting mosquitto and installing KOLE with helm"
+kole_install_local "$BUILD_DIR" || exit 1
+say "APIService v1alpha1.edge.kole.io is Available; $E2E_NODES simulated nodes are registering"
+
+# Progress while the fleet registers, from the simulator's status file.
+started=$(now)
+registered=0
+while [ "$registered" -lt "$E2E_NODES" ]; do
+  sleep 2
+  registered=$(awk -F= '$1 == "registered" { print $2 }' "$WORK/sim.status" 2>/dev/null)
+  registered=${registered:-0}
+  say "registered $registered of $E2E_NODES nodes ($(elapsed "$started") s)"
+  if ! kill -0 "$KOLE_SIM_PID" 2>/dev/null; then
+    say "the simulator stopped; its log:" >&2
+    tail -20 "$WORK/sim.log" >&2
+    exit 1
+  fi
+done
+figure demo.registration_seconds "$(elapsed "$started")" s
+
+echo
+echo "\$ kubectl get nodes.edge.kole.io --chunk-size=0 | head -11"
+"$KUBECTL" get nodes.edge.kole.io --chunk-size=0 | head -11
+echo
+echo "Nodes by status (kubectl get nodes.edge.kole.io --chunk-size=0):"
+"$KUBECTL" get nodes.edge.kole.io --chunk-size=0 --no-headers | awk '{ print $2 }' | sort | uniq -c
+region=$("$KUBECTL" get --raw '/apis/edge.kole.io/v1alpha1/nodes?limit=1' | python3 -c \
+  'import json, sys; print(json.load(sys.stdin)["items"][0]["metadata"]["labels"]["topology.kubernetes.io/region"])')
+echo
+cat <<EOF
+Explore further (the control plane lives until you stop the demo):
+
+  export KUBECONFIG=$KUBECONFIG
+  $KUBECTL get nodes.edge.kole.io -l topology.kubernetes.io/region=$region --chunk-size=0 | wc -l
+  $KUBECTL get nodes.edge.kole.io -o wide | head
+  $KUBECTL get nodes.edge.kole.io -w --output-watch-events | head
+  $KUBECTL explain nodes.edge.kole.io.status
+  $KUBECTL get apiservice v1alpha1.edge.kole.io
+  $HELM -n $KOLE_NS status $KOLE_RELEASE
+
+EOF
+
+if [ "$DEMO_SECONDS" -gt 0 ]; then
+  say "running for $DEMO_SECONDS s (DEMO_SECONDS), then stopping"
+  sleep "$DEMO_SECONDS"
+  exit 0
+fi
+say "running; press Ctrl-C to stop everything"
+while sleep 3600; do :; done
