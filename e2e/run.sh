@@ -68,5 +68,4 @@ fi
 # shellcheck source=e2e/suite.sh
 source "$here/suite.sh"
 
-echo "e2e: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+checks_report e2e

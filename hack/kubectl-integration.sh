@@ -234,5 +234,4 @@ wait $WATCH_PID
 contains "get -w shows the device going away" "MODIFIED   $SIM_NODE   NotReady" \
   "$(cat "$WORK/watch-sim.out")"
 
-echo "kubectl integration: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+checks_report integration

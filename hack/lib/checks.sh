@@ -48,3 +48,12 @@ free_port() {
 
 # Replaces ages in kubectl's tables with AGE and runs of spaces with two.
 ages() { sed -E 's/  +/  /g; s/ ([0-9]+[smhdy])+  / AGE  /g'; }
+
+# checks_report SUITE: prints the suite's counts and, when KOLE_TEST_COUNTS
+# names a file, appends "SUITE PASSED FAILED" to it for the summary `make
+# test` prints last. Returns non-zero if a check failed.
+checks_report() {
+  echo "$1: $PASSED passed, $FAILED failed"
+  [ -n "${KOLE_TEST_COUNTS:-}" ] && echo "$1 $PASSED $FAILED" >>"$KOLE_TEST_COUNTS"
+  [ "$FAILED" -eq 0 ]
+}
