@@ -71,6 +71,13 @@ std::string ApiHandler::MetricResource(const RequestInfo& info) {
   return info.resource;
 }
 
+std::string_view ApiHandler::MetricScope(const RequestInfo& info) {
+  if (!info.is_resource_request) return "";
+  if (!info.name.empty()) return "resource";
+  if (!info.namespace_.empty()) return "namespace";
+  return "cluster";
+}
+
 HttpResponse ApiHandler::Handle(HttpRequest& request, const std::vector<std::string>& peer_chain) {
   AuthnOutcome outcome = authenticator_->Authenticate(request, peer_chain);
   if (outcome == AuthnOutcome::kRejected || outcome == AuthnOutcome::kError) {

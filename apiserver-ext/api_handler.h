@@ -49,6 +49,9 @@ class ApiHandler {
 
   // The pieces of the pipeline, for the server's request log and metrics.
   static std::string MetricResource(const RequestInfo& info);
+  // "resource", "namespace" or "cluster" (api_metrics.h); empty for
+  // non-resource paths.
+  static std::string_view MetricScope(const RequestInfo& info);
 
  private:
   HttpResponse Route(const HttpRequest& request, const RequestInfo& info);

@@ -31,14 +31,15 @@ std::string ApiMetrics::UserAgentToken(std::string_view ua) {
   return std::string(token);
 }
 
-void ApiMetrics::ObserveRequest(std::string_view verb, std::string_view resource, int code,
-                                std::string_view user_agent, double seconds) {
+void ApiMetrics::ObserveRequest(std::string_view verb, std::string_view resource,
+                                std::string_view scope, int code, std::string_view user_agent,
+                                double seconds) {
   std::string agent = UserAgentToken(user_agent);
   absl::MutexLock lock(&mu_);
-  RequestKey key{std::string(verb), std::string(resource), code, agent};
+  RequestKey key{std::string(verb), std::string(resource), std::string(scope), code, agent};
   auto it = requests_.find(key);
   if (it == requests_.end()) {
-    if (requests_.size() >= kMaxSeries) std::get<3>(key) = "other";
+    if (requests_.size() >= kMaxSeries) std::get<4>(key) = "other";
     it = requests_.try_emplace(key, 0).first;
   }
   ++it->second;
@@ -58,11 +59,12 @@ void ApiMetrics::Rejected(std::string_view reason) {
   ++rejected_[std::string(reason)];
 }
 
-uint64_t ApiMetrics::RequestCountForTest(std::string_view verb, std::string_view resource, int code,
+uint64_t ApiMetrics::RequestCountForTest(std::string_view verb, std::string_view resource,
+                                         std::string_view scope, int code,
                                          std::string_view user_agent) const {
   absl::MutexLock lock(&mu_);
-  auto it = requests_.find(
-      RequestKey{std::string(verb), std::string(resource), code, std::string(user_agent)});
+  auto it = requests_.find(RequestKey{std::string(verb), std::string(resource), std::string(scope),
+                                      code, std::string(user_agent)});
   return it == requests_.end() ? 0 : it->second;
 }
 
@@ -73,14 +75,13 @@ std::string ApiMetrics::Render(const storage::NodeStore* store) const {
   };
   {
     absl::MutexLock lock(&mu_);
-    add("# HELP kole_apiserver_requests_total Requests answered, by verb, resource, HTTP code and "
-        "client.\n# TYPE kole_apiserver_requests_total counter\n");
+    add("# HELP kole_apiserver_requests_total Requests answered, by verb, resource, scope, HTTP "
+        "code and client.\n# TYPE kole_apiserver_requests_total counter\n");
     for (const auto& [key, n] : requests_) {
-      const auto& [verb, resource, code, agent] = key;
-      add("kole_apiserver_requests_total{{verb=\"{}\",resource=\"{}\",code=\"{}\",user_agent=\"{}"
-          "\"}} "
-          "{}\n",
-          Escape(verb), Escape(resource), code, Escape(agent), n);
+      const auto& [verb, resource, scope, code, agent] = key;
+      add("kole_apiserver_requests_total{{verb=\"{}\",resource=\"{}\",scope=\"{}\",code=\"{}\","
+          "user_agent=\"{}\"}} {}\n",
+          Escape(verb), Escape(resource), Escape(scope), code, Escape(agent), n);
     }
     add("# HELP kole_apiserver_request_duration_seconds Time to answer a request (for streams: "
         "until the headers).\n# TYPE kole_apiserver_request_duration_seconds histogram\n");

@@ -264,8 +264,8 @@ void Server::Install() {
     std::string resource = ApiHandler::MetricResource(info);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - tl_start).count();
-    metrics_.ObserveRequest(info.verb, resource, r.status, req.get_header_value("User-Agent"),
-                            seconds);
+    metrics_.ObserveRequest(info.verb, resource, ApiHandler::MetricScope(info), r.status,
+                            req.get_header_value("User-Agent"), seconds);
     KOLE_VLOG(4, "HTTP", "verb", req.method, "path", req.path, "code", r.status, "user",
               request.user.name, "userAgent", req.get_header_value("User-Agent"), "latency",
               fmt::format("{:.3f}ms", seconds * 1000), "srcIP", req.remote_addr);

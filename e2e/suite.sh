@@ -167,7 +167,10 @@ if [ "$E2E_MODE" = local ]; then
   [ "$wait_for" -gt 0 ] && sleep "$wait_for"
   METRICS=$(k get --raw /apis/edge.kole.io/v1alpha1 >/dev/null && kole_metrics)
   KCM_REQUESTS=$(grep '^kole_apiserver_requests_total' <<<"$METRICS" | grep 'kube-controller-manager')
-  lacks "kube-controller-manager never lists nodes or pods" 'verb="list"' "$KCM_REQUESTS"
+  lacks "kube-controller-manager never lists the fleet (no cluster-wide list)" \
+    'verb="list",resource="nodes",scope="cluster"' "$KCM_REQUESTS"
+  lacks "kube-controller-manager never lists pods across namespaces" \
+    'verb="list",resource="pods",scope="cluster"' "$KCM_REQUESTS"
   lacks "kube-controller-manager never watches nodes or pods" 'verb="watch"' "$KCM_REQUESTS"
   contains "kube-controller-manager did reach KOLE (namespace cleanup)" 'kube-controller-manager' \
     "$KCM_REQUESTS"

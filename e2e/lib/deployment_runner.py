@@ -180,14 +180,16 @@ def prepare(args):
         sys.exit("deployment_runner: the container names no command (the image's entrypoint "
                  "is not known here)")
 
-    runner = [args.runner, "--rootfs", args.rootfs, "--user", f"{uid}:{gid}"]
-    if read_only_root:
-        runner.append("--read-only")
+    # hack/run-in-rootfs.sh always mounts the root read-only, as the chart
+    # asks; a Deployment that does not would be run differently from a pod.
+    if not read_only_root:
+        sys.exit("deployment_runner: the container does not set readOnlyRootFilesystem")
+    runner = [args.runner, "--user", f"{uid}:{gid}"]
     for bind in binds:
         runner += ["--bind", bind]
     for name, value in sorted(env.items()):
         runner += ["--env", f"{name}={value}"]
-    runner += ["--", *command]
+    runner += [args.rootfs, "--", *command]
 
     launch = os.path.join(work, "launch.sh")
     with open(launch, "w") as f:

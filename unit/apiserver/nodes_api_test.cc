@@ -593,8 +593,21 @@ TEST_F(NodesApiTest, MetricsCountRequestsByUserAgent) {
   HttpResponse r = Call(req);
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("kole_apiserver_watches 0"), std::string::npos);
-  metrics_.ObserveRequest("list", "nodes", 200, "kube-controller-manager/v1.33.1", 0.01);
-  EXPECT_EQ(metrics_.RequestCountForTest("list", "nodes", 200, "kube-controller-manager"), 1u);
+  metrics_.ObserveRequest("list", "nodes", "cluster", 200, "kube-controller-manager/v1.33.1", 0.01);
+  EXPECT_EQ(
+      metrics_.RequestCountForTest("list", "nodes", "cluster", 200, "kube-controller-manager"), 1u);
+}
+
+TEST_F(NodesApiTest, MetricScopeTellsOneObjectANamespaceAndTheCluster) {
+  auto scope = [](std::string_view path) {
+    return std::string(ApiHandler::MetricScope(ParseRequestInfo("GET", path, "", "")));
+  };
+  EXPECT_EQ(scope("/apis/edge.kole.io/v1alpha1/nodes"), "cluster");
+  EXPECT_EQ(scope("/apis/edge.kole.io/v1alpha1/nodes/n1"), "resource");
+  EXPECT_EQ(scope("/apis/edge.kole.io/v1alpha1/pods"), "cluster");
+  EXPECT_EQ(scope("/apis/edge.kole.io/v1alpha1/namespaces/ns1/pods"), "namespace");
+  EXPECT_EQ(scope("/apis/edge.kole.io/v1alpha1/namespaces/ns1/pods/p1"), "resource");
+  EXPECT_EQ(scope("/healthz"), "");
 }
 
 constexpr char kPods[] = "/apis/edge.kole.io/v1alpha1/namespaces/default/pods";
