@@ -118,9 +118,6 @@ Deployment so that every install passes through them.
 {{- if and .Values.mqtt.broker (not (regexMatch "^(tcp|mqtts)://[^/:]+:[0-9]+$" .Values.mqtt.broker)) }}
 {{- fail (printf "mqtt.broker must look like tcp://host:port or mqtts://host:port, got %q" .Values.mqtt.broker) }}
 {{- end }}
-{{- if and (not .Values.mosquitto.enabled) (not .Values.mqtt.existingSecret) (or .Values.mqtt.secretKeys.password .Values.mqtt.secretKeys.ca .Values.mqtt.secretKeys.cert .Values.mqtt.secretKeys.key) }}
-{{- fail "mqtt.secretKeys names keys of mqtt.existingSecret, which is not set" }}
-{{- end }}
 {{- if and (not .Values.mosquitto.enabled) .Values.mqtt.existingSecret (not (or .Values.mqtt.secretKeys.password .Values.mqtt.secretKeys.ca .Values.mqtt.secretKeys.cert)) }}
 {{- fail "mqtt.existingSecret is set but mqtt.secretKeys names none of its keys (password, ca, cert/key)" }}
 {{- end }}
