@@ -56,6 +56,58 @@ test:
 lint: deps
 	@clang-format --dry-run --Werror $(FORMAT_SOURCES)
 	@echo "lint: clang-format clean ($(words $(FORMAT_SOURCES)) files)"
+	@$(MAKE) --no-print-directory helm-lint manifests-check
+
+# The chart, with the pinned helm (e2e/build-tools.sh builds it once and
+# caches it; later calls return at once).
+.PHONY: helm-lint
+helm-lint:
+	@helm=$$(bash e2e/build-tools.sh)/helm && $$helm lint --strict --quiet helm/kole \
+	  && $$helm lint --strict --quiet helm/kole --set mosquitto.enabled=true \
+	  && echo "lint: helm lint --strict clean (helm/kole)"
+
+# manifests/ is helm/kole rendered with certificates.mode=external
+# (hack/render-manifests.sh); manifests-check fails when it is out of date.
+.PHONY: manifests manifests-check
+manifests:
+	@bash hack/render-manifests.sh
+
+manifests-check:
+	@bash hack/render-manifests.sh --check
+
+# The chart's in-chart broker config (rendered mosquitto.conf, ACLs,
+# generated certificates) run on loopback with kole-apiserver and
+# kole-edge-sim (hack/chart-mosquitto-test.sh).
+.PHONY: chart-mosquitto-test
+chart-mosquitto-test: build
+	@bash hack/chart-mosquitto-test.sh $(BUILD_DIR)
+
+# The container image (Dockerfile). Needs Docker; our machines have none, so
+# the tests exercise the same root filesystem through hack/build-rootfs.sh.
+IMAGE ?= kole:dev
+.PHONY: image
+image:
+	@command -v docker >/dev/null || { echo "make image: docker is not installed here; the image's root filesystem can be built without it: hack/build-rootfs.sh (make rootfs-test)" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+
+# The image's root filesystem without Docker (debootstrap, cached), and the
+# test that runs kole-apiserver in it as the chart does: user 65532,
+# read-only root, bind-mounted data and certificate directories.
+.PHONY: rootfs rootfs-test
+rootfs: build
+	@bash hack/build-rootfs.sh $(BUILD_DIR)
+
+rootfs-test: build
+	@bash hack/rootfs-test.sh $(BUILD_DIR)
+
+# For users with kind and Docker (not run on our machines): build the image,
+# load it into a kind cluster (created if missing), install the chart with
+# it, and run the e2e suite against that cluster.
+KIND ?= kind
+KIND_CLUSTER ?= kole
+.PHONY: kind-e2e
+kind-e2e:
+	@bash hack/kind-e2e.sh "$(KIND)" "$(KIND_CLUSTER)" "$(IMAGE)"
 
 format: deps
 	clang-format -i $(FORMAT_SOURCES)

@@ -15,6 +15,8 @@ packages=(
   libssl-dev libcpp-httplib-dev libpaho-mqtt-dev
   # Tests.
   libgtest-dev libgmock-dev mosquitto mosquitto-clients openssl
+  # The image's root filesystem without Docker (hack/build-rootfs.sh).
+  debootstrap
 )
 
 missing=()
