@@ -10,7 +10,8 @@
 #                                   (make kind-e2e does that)
 #
 # Environment: E2E_NODES (simulated nodes, default 2000), KOLE_CACHE (caches,
-# default ~/.cache/kole), E2E_KEEP=1 keeps the work directory.
+# default ~/.cache/kole), E2E_KEEP=1 keeps the work directory, E2E_HOLD=N
+# keeps everything running N seconds after the tests.
 # See e2e/README.md for what each test proves.
 set -uo pipefail
 
@@ -67,5 +68,12 @@ fi
 
 # shellcheck source=e2e/suite.sh
 source "$here/suite.sh"
+
+# E2E_HOLD=SECONDS keeps everything running that long for a look around.
+if [ "${E2E_HOLD:-0}" -gt 0 ]; then
+  echo "e2e: holding for $E2E_HOLD s: export KUBECONFIG=$KUBECONFIG; kubectl is $KUBECTL"
+  sleep "$E2E_HOLD" &
+  wait $!
+fi
 
 checks_report e2e

@@ -14,6 +14,16 @@ as() {
   "$KUBECTL" --kubeconfig "$WORK/cluster/$user.kubeconfig" --request-timeout=30s "$@"
 }
 
+# --- The install itself --------------------------------------------------------
+
+# The plain manifests and the chart with its in-chart broker are accepted by
+# this kube-apiserver's validation and admission (server-side dry run).
+contains "manifests/kole.yaml passes a server-side dry run" "apiservice.apiregistration.k8s.io/v1alpha1.edge.kole.io" \
+  "$(k apply --dry-run=server -f "$KOLE_ROOT/manifests/kole.yaml" 2>&1)"
+DRY_RUN=$("$HELM" template kole-dry "$KOLE_ROOT/helm/kole" -n kole-dry-run --set mosquitto.enabled=true |
+  k apply --dry-run=server -n kole-dry-run -f - 2>&1)
+lacks "the chart with mosquitto passes a server-side dry run" "rror" "$DRY_RUN"
+
 # --- Registration through the aggregator ------------------------------------
 
 check "APIService v1alpha1.edge.kole.io is Available" "True" \
@@ -56,8 +66,12 @@ check "field selector metadata.name" "$NODE" \
 check "label selector over the fleet" "$E2E_NODES" \
   "$(k get en -l kubernetes.io/os=linux --chunk-size=500 -o name | wc -l)"
 
-EXPLAIN=$(k explain nodes.edge.kole.io.spec 2>&1)
-contains "explain through the aggregated OpenAPI" "unschedulable" "$EXPLAIN"
+# explain reads RESOURCE.FIELD...: beside core nodes the group is named
+# with --api-version (or the short name), not as nodes.edge.kole.io.
+EXPLAIN=$(k explain nodes.spec --api-version=edge.kole.io/v1alpha1 2>&1)
+contains "explain through the aggregated OpenAPI" "GROUP:      edge.kole.io" "$EXPLAIN"
+contains "explain shows the fields" "unschedulable	<boolean>" "$EXPLAIN"
+contains "explain by short name" "GROUP:      edge.kole.io" "$(k explain en.status 2>&1)"
 
 # --- Writes and watches -------------------------------------------------------
 
@@ -174,8 +188,11 @@ if [ "$E2E_MODE" = local ]; then
   lacks "kube-controller-manager never watches nodes or pods" 'verb="watch"' "$KCM_REQUESTS"
   contains "kube-controller-manager did reach KOLE (namespace cleanup)" 'kube-controller-manager' \
     "$KCM_REQUESTS"
-  lacks "kube-controller-manager logs no errors about edge.kole.io" "edge.kole.io" \
-    "$(grep -E '^[EW][0-9]{4}' "$WORK/cluster/kube-controller-manager.log")"
+  # Counted from the moment the APIService turned Available: before that,
+  # discovery failures for the group are expected (docs/operations.md).
+  lacks "kube-controller-manager logs no errors about edge.kole.io once KOLE serves" \
+    "edge.kole.io" "$(tail -n "+$((KOLE_KCM_LOG_MARK + 1))" "$WORK/cluster/kube-controller-manager.log" |
+      grep -E '^[EW][0-9]{4}')"
 fi
 
 # --- Restart ------------------------------------------------------------------

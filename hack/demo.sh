@@ -94,7 +94,7 @@ Explore further (the control plane lives until you stop the demo):
   $KUBECTL get nodes.edge.kole.io -l topology.kubernetes.io/region=$region --chunk-size=0 | wc -l
   $KUBECTL get nodes.edge.kole.io -o wide | head
   $KUBECTL get nodes.edge.kole.io -w --output-watch-events | head
-  $KUBECTL explain nodes.edge.kole.io.status
+  $KUBECTL explain nodes.status --api-version=edge.kole.io/v1alpha1
   $KUBECTL get apiservice v1alpha1.edge.kole.io
   $HELM -n $KOLE_NS status $KOLE_RELEASE
 
@@ -102,8 +102,13 @@ EOF
 
 if [ "$DEMO_SECONDS" -gt 0 ]; then
   say "running for $DEMO_SECONDS s (DEMO_SECONDS), then stopping"
-  sleep "$DEMO_SECONDS"
+  # In the background, so that a signal runs the trap at once.
+  sleep "$DEMO_SECONDS" &
+  wait $!
   exit 0
 fi
 say "running; press Ctrl-C to stop everything"
-while sleep 3600; do :; done
+while :; do
+  sleep 3600 &
+  wait $!
+done

@@ -113,7 +113,7 @@ kole_install_local() {
   rootfs=$("$KOLE_ROOT/hack/build-rootfs.sh" "$build_dir") || return 1
   mkdir -p "$WORK/kole"
   local deployment
-  deployment=$("$KUBECTL" -n "$KOLE_NS" get deployment -l app.kubernetes.io/name=kole \
+  deployment=$("$KUBECTL" -n "$KOLE_NS" get deployment -l app.kubernetes.io/component=apiserver \
     -o jsonpath='{.items[0].metadata.name}')
   python3 "$KOLE_ROOT/e2e/lib/deployment_runner.py" prepare --namespace "$KOLE_NS" \
     --deployment "$deployment" --work "$WORK/kole" --rootfs "$rootfs" \
@@ -123,9 +123,14 @@ kole_install_local() {
 
   # Tokens last an hour; renew every ten minutes, as a kubelet renews well
   # before expiry.
-  (while sleep 600; do
-    python3 "$KOLE_ROOT/e2e/lib/deployment_runner.py" refresh-token --work "$WORK/kole"
-  done) &
+  (
+    trap 'kill $! 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep 600 &
+      wait $!
+      python3 "$KOLE_ROOT/e2e/lib/deployment_runner.py" refresh-token --work "$WORK/kole"
+    done
+  ) &
   KOLE_TOKEN_PID=$!
 
   local available=""
@@ -142,6 +147,7 @@ kole_install_local() {
     return 1
   fi
   KOLE_AVAILABLE_AT=$(now)
+  KOLE_KCM_LOG_MARK=$(wc -l <"$CP_DIR/kube-controller-manager.log")
   figure e2e.apiservice_available_seconds "$(elapsed "$started")" s
 
   local service
