@@ -20,9 +20,12 @@ as() {
 # this kube-apiserver's validation and admission (server-side dry run).
 contains "manifests/kole.yaml passes a server-side dry run" "apiservice.apiregistration.k8s.io/v1alpha1.edge.kole.io" \
   "$(k apply --dry-run=server -f "$KOLE_ROOT/manifests/kole.yaml" 2>&1)"
+k create namespace kole-dry-run >/dev/null
 DRY_RUN=$("$HELM" template kole-dry "$KOLE_ROOT/helm/kole" -n kole-dry-run --set mosquitto.enabled=true |
-  k apply --dry-run=server -n kole-dry-run -f - 2>&1)
+  k apply --dry-run=server -f - 2>&1)
 lacks "the chart with mosquitto passes a server-side dry run" "rror" "$DRY_RUN"
+contains "the dry run covered the broker" "deployment.apps/kole-dry-mosquitto created (server dry run)" "$DRY_RUN"
+k delete namespace kole-dry-run --wait=false >/dev/null
 
 # --- Registration through the aggregator ------------------------------------
 
