@@ -56,7 +56,7 @@ HELM="$TOOLS/helm"
 if [ -n "${KUBECONFIG:-}" ]; then
   E2E_MODE=cluster
   echo "e2e: against the cluster in $KUBECONFIG"
-  kole_attach_cluster || exit 1
+  kole_attach_cluster "$BUILD_DIR" || exit 1
 else
   E2E_MODE=local
   started=$(now)

@@ -26,7 +26,7 @@ DEMO_SECONDS=${DEMO_SECONDS:-0}
 WORK=$(mktemp -d /tmp/kole-demo-XXXXXX)
 chmod 755 "$WORK"
 
-figure() { echo "figure $1 $2 $3"; }
+figure() { echo "figure ${1/#e2e./demo.} $2 $3"; }
 now() { date +%s.%N | cut -c1-14; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
 say() { echo "demo: $*"; }
@@ -84,19 +84,24 @@ echo "\$ kubectl get nodes.edge.kole.io --chunk-size=0 | head -11"
 echo
 echo "Nodes by status (kubectl get nodes.edge.kole.io --chunk-size=0):"
 "$KUBECTL" get nodes.edge.kole.io --chunk-size=0 --no-headers | awk '{ print $2 }' | sort | uniq -c
+# The pinned kubectl and helm under their own names, for the commands below.
+mkdir -p "$WORK/bin"
+ln -s "$KUBECTL" "$WORK/bin/kubectl"
+ln -s "$HELM" "$WORK/bin/helm"
+
 region=$("$KUBECTL" get --raw '/apis/edge.kole.io/v1alpha1/nodes?limit=1' | python3 -c \
   'import json, sys; print(json.load(sys.stdin)["items"][0]["metadata"]["labels"]["topology.kubernetes.io/region"])')
 echo
 cat <<EOF
 Explore further (the control plane lives until you stop the demo):
 
-  export KUBECONFIG=$KUBECONFIG
-  $KUBECTL get nodes.edge.kole.io -l topology.kubernetes.io/region=$region --chunk-size=0 | wc -l
-  $KUBECTL get nodes.edge.kole.io -o wide | head
-  $KUBECTL get nodes.edge.kole.io -w --output-watch-events | head
-  $KUBECTL explain nodes.status --api-version=edge.kole.io/v1alpha1
-  $KUBECTL get apiservice v1alpha1.edge.kole.io
-  $HELM -n $KOLE_NS status $KOLE_RELEASE
+  export KUBECONFIG=$KUBECONFIG PATH=$WORK/bin:\$PATH   # kubectl and helm at the pinned releases
+  kubectl get nodes.edge.kole.io -l topology.kubernetes.io/region=$region --chunk-size=0 | wc -l
+  kubectl get nodes.edge.kole.io -o wide --chunk-size=0 | head
+  kubectl get nodes.edge.kole.io -w --output-watch-events | head
+  kubectl explain nodes.status --api-version=edge.kole.io/v1alpha1
+  kubectl get apiservice v1alpha1.edge.kole.io
+  helm -n $KOLE_NS status $KOLE_RELEASE
 
 EOF
 

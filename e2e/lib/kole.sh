@@ -8,7 +8,9 @@
 #                                  simulated fleet of E2E_NODES nodes
 #   kole_launch / kole_kill SIG    (re)start or signal kole-apiserver
 #   kole_metrics                   KOLE's /metrics, read on its own port
-#   kole_stop_all                  stops what kole_install_local started
+#   kole_attach_cluster BUILD_DIR  the same against a cluster given by
+#                                  KUBECONFIG where the chart is installed
+#   kole_stop_all                  stops what either started
 #
 # Needs WORK, TOOLS, KUBECTL, HELM, KUBECONFIG, E2E_NODES and the CP_*
 # variables; sets KOLE_NS, KOLE_PORT, KOLE_SERVICE_HOST, KOLE_SERVING_CA and
@@ -20,6 +22,8 @@ KOLE_PID=
 KOLE_TOKEN_PID=
 KOLE_BROKER_PID=
 KOLE_SIM_PID=
+KOLE_SIM_PIDS=()
+KOLE_FORWARD_PID=
 
 kole_start_broker() {
   local dir="$WORK/mosquitto" user
@@ -185,7 +189,7 @@ kole_metrics() {
 
 kole_stop_all() {
   local pid
-  for pid in "$KOLE_SIM_PID" "$KOLE_TOKEN_PID"; do
+  for pid in "$KOLE_SIM_PID" "$KOLE_TOKEN_PID" "$KOLE_FORWARD_PID" "${KOLE_SIM_PIDS[@]}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   KOLE_SIM_PID=
@@ -193,4 +197,80 @@ kole_stop_all() {
   kole_kill -TERM
   [ -n "$KOLE_BROKER_PID" ] && kill "$KOLE_BROKER_PID" 2>/dev/null && wait "$KOLE_BROKER_PID" 2>/dev/null
   KOLE_BROKER_PID=
+}
+
+# kole_attach_cluster: the suite against a cluster where the chart is
+# installed with its in-chart mosquitto (release kole in kole-system, as
+# make kind-e2e installs it). The simulated gateways get their ACL blocks
+# through `helm upgrade --reuse-values`, certificates signed by the chart's
+# fleet CA, and reach the broker through kubectl port-forward.
+kole_attach_cluster() {
+  local build_dir=$1 dir="$WORK/devices"
+  mkdir -p "$dir"
+  if ! "$HELM" -n "$KOLE_NS" status "$KOLE_RELEASE" >/dev/null 2>&1; then
+    echo "e2e: no release $KOLE_RELEASE in $KOLE_NS; install the chart with mosquitto.enabled=true first (make kind-e2e does)" >&2
+    return 1
+  fi
+  local broker_service="$KOLE_RELEASE-mosquitto"
+  if ! "$KUBECTL" -n "$KOLE_NS" get service "$broker_service" >/dev/null 2>&1; then
+    echo "e2e: the release has no in-chart broker (service $broker_service); install it with mosquitto.enabled=true" >&2
+    return 1
+  fi
+
+  KOLE_GATEWAYS=$(((E2E_NODES + 999) / 1000))
+  local g gateways=()
+  for ((g = 0; g < KOLE_GATEWAYS; g++)); do gateways+=("gw-1-$((E2E_NODES * g / KOLE_GATEWAYS))"); done
+  local list
+  list=$(IFS=,; echo "${gateways[*]}")
+  "$HELM" upgrade "$KOLE_RELEASE" "$KOLE_ROOT/helm/kole" -n "$KOLE_NS" --reuse-values \
+    --set "mosquitto.gateways={$list}" --wait --timeout 5m >"$WORK/helm-upgrade.log" 2>&1 || {
+    cat "$WORK/helm-upgrade.log" >&2
+    return 1
+  }
+
+  # One certificate per gateway from the chart's fleet CA; the simulator
+  # uses one key pair for all its connections, so every gateway's
+  # certificate must carry that connection's name: run one simulator per
+  # gateway.
+  "$KUBECTL" -n "$KOLE_NS" get secret "$KOLE_RELEASE-mosquitto-fleet-ca" -o jsonpath='{.data.ca\.crt}' |
+    base64 -d >"$dir/fleet-ca.crt"
+  "$KUBECTL" -n "$KOLE_NS" get secret "$KOLE_RELEASE-mosquitto-fleet-ca" -o jsonpath='{.data.ca\.key}' |
+    base64 -d >"$dir/fleet-ca.key"
+  "$KUBECTL" -n "$KOLE_NS" get secret "$KOLE_RELEASE-mosquitto-tls" -o jsonpath='{.data.ca\.crt}' |
+    base64 -d >"$dir/broker-ca.crt"
+  for gateway in "${gateways[@]}"; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/$gateway.key" \
+      -subj "/CN=$gateway" -out "$dir/$gateway.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/$gateway.csr" -CA "$dir/fleet-ca.crt" -CAkey "$dir/fleet-ca.key" \
+      -CAcreateserial -days 1 -out "$dir/$gateway.crt" 2>/dev/null
+  done
+
+  local port
+  port=$(free_port)
+  "$KUBECTL" -n "$KOLE_NS" port-forward "service/$broker_service" "$port:8883" \
+    >"$WORK/port-forward.log" 2>&1 &
+  KOLE_FORWARD_PID=$!
+  sleep 2
+
+  local available=""
+  for _ in $(seq 600); do
+    available=$("$KUBECTL" get apiservice v1alpha1.edge.kole.io \
+      -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)
+    [ "$available" = True ] && break
+    sleep 0.2
+  done
+  [ "$available" = True ] || { echo "e2e: the APIService is not Available" >&2; return 1; }
+  KOLE_AVAILABLE_AT=$(now)
+
+  # The simulator splits its fleet over connections by index; one process
+  # per gateway, each with that gateway's slice and certificate.
+  KOLE_SIM_PIDS=()
+  for ((g = 0; g < KOLE_GATEWAYS; g++)); do
+    local first=$((E2E_NODES * g / KOLE_GATEWAYS)) next=$((E2E_NODES * (g + 1) / KOLE_GATEWAYS))
+    "$build_dir/bin/kole-edge-sim" --broker "mqtts://127.0.0.1:$port" --no-verify-hostname \
+      --ca-file "$dir/broker-ca.crt" --cert-file "$dir/gw-1-$first.crt" --key-file "$dir/gw-1-$first.key" \
+      --nodes $((next - first)) --first-index "$first" --connections 1 --heartbeat-interval 5s \
+      --progress-interval 10s >"$WORK/sim-$g.log" 2>&1 &
+    KOLE_SIM_PIDS+=($!)
+  done
 }
