@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,43 @@ absl::StatusOr<uint64_t> AppendFileFrom(FileSystem* fs, const std::string& sourc
   return copied;
 }
 
+// What a data directory recovers to, read-only.
+struct Recovered {
+  uint64_t nodes = 0;
+  uint64_t tombstones = 0;
+  uint64_t node_resource_version = 0;
+  uint64_t torn_tail_bytes = 0;
+  uint64_t pods = 0;
+  uint64_t pod_resource_version = 0;
+};
+
+absl::StatusOr<Recovered> RecoverReadOnly(FileSystem* fs, const std::string& dir) {
+  StoreOptions store_options;
+  store_options.data_dir = dir;
+  store_options.file_system = fs;
+  store_options.background_maintenance = false;
+  store_options.read_only = true;
+  absl::StatusOr<std::unique_ptr<NodeStore>> nodes = NodeStore::Open(store_options);
+  if (!nodes.ok()) return nodes.status();
+  Recovered recovered;
+  StoreStats stats = (*nodes)->Stats();
+  RecoveryReport report = (*nodes)->recovery();
+  recovered.nodes = stats.nodes;
+  recovered.tombstones = stats.tombstones;
+  recovered.node_resource_version = report.content_resource_version;
+  recovered.torn_tail_bytes = report.torn_tail_bytes;
+
+  PodStoreOptions pod_options;
+  pod_options.data_dir = dir;
+  pod_options.file_system = fs;
+  pod_options.read_only = true;
+  absl::StatusOr<std::unique_ptr<PodStore>> pods = PodStore::Open(pod_options);
+  if (!pods.ok()) return pods.status();
+  recovered.pods = (*pods)->size();
+  recovered.pod_resource_version = (*pods)->resource_version();
+  return recovered;
+}
+
 // The copy of one data directory into a backup directory.
 class BackupCopier {
  public:
@@ -116,7 +154,9 @@ class BackupCopier {
 
     BackupManifest manifest;
     manifest.created_at = UtcNowRfc3339();
-    manifest.source_data_dir = source_;
+    std::error_code error;
+    std::filesystem::path absolute = std::filesystem::absolute(source_, error);
+    manifest.source_data_dir = error ? source_ : absolute.lexically_normal().string();
     manifest.source_in_use = in_use_;
     if (absl::Status s = Check(&manifest); !s.ok()) return s;
     if (absl::Status s = Checksum(&manifest); !s.ok()) return s;
@@ -299,36 +339,19 @@ class BackupCopier {
 
   // Opens the copy read-only: it must recover, and the manifest says to what.
   absl::Status Check(BackupManifest* manifest) {
-    StoreOptions store_options;
-    store_options.data_dir = target_;
-    store_options.file_system = fs_;
-    store_options.background_maintenance = false;
-    store_options.read_only = true;
-    absl::StatusOr<std::unique_ptr<NodeStore>> nodes = NodeStore::Open(store_options);
-    if (!nodes.ok()) {
+    absl::StatusOr<Recovered> recovered = RecoverReadOnly(fs_, target_);
+    if (!recovered.ok()) {
       return absl::DataLossError(fmt::format("the copy in {} does not recover: {}", target_,
-                                             std::string(nodes.status().message())));
+                                             std::string(recovered.status().message())));
     }
-    StoreStats stats = (*nodes)->Stats();
-    RecoveryReport recovery = (*nodes)->recovery();
-    manifest->nodes = stats.nodes;
-    manifest->tombstones = stats.tombstones;
-    manifest->node_resource_version = recovery.content_resource_version;
-    manifest->torn_tail_bytes = recovery.torn_tail_bytes;
+    manifest->nodes = recovered->nodes;
+    manifest->tombstones = recovered->tombstones;
+    manifest->node_resource_version = recovered->node_resource_version;
+    manifest->torn_tail_bytes = recovered->torn_tail_bytes;
     manifest->snapshot = snapshot_;
     manifest->log_segments = segment_count_;
-
-    PodStoreOptions pod_options;
-    pod_options.data_dir = target_;
-    pod_options.file_system = fs_;
-    pod_options.read_only = true;
-    absl::StatusOr<std::unique_ptr<PodStore>> pods = PodStore::Open(pod_options);
-    if (!pods.ok()) {
-      return absl::DataLossError(fmt::format("the pods' log copied into {} does not recover: {}",
-                                             target_, std::string(pods.status().message())));
-    }
-    manifest->pods = (*pods)->size();
-    manifest->pod_resource_version = (*pods)->resource_version();
+    manifest->pods = recovered->pods;
+    manifest->pod_resource_version = recovered->pod_resource_version;
     return absl::OkStatus();
   }
 
@@ -458,8 +481,10 @@ absl::StatusOr<BackupManifest> BackupDataDir(const std::string& data_dir, const 
   FileSystem* fs = options.file_system != nullptr ? options.file_system : DefaultFileSystem();
   absl::StatusOr<BackupManifest> manifest = BackupCopier(fs, data_dir, to, options).Run();
   if (!manifest.ok()) {
-    KOLE_LOG(Error, "Backup failed; the target holds no manifest and must not be restored", "to",
-             to, "err", manifest.status());
+    KOLE_LOG(Error,
+             "Backup failed; what it left in the target has no manifest, so restore "
+             "refuses it",
+             "to", to, "err", manifest.status());
   }
   return manifest;
 }
@@ -568,32 +593,20 @@ absl::StatusOr<RestoreResult> RestoreDataDir(const std::string& backup, const st
   if (absl::Status s = fs->SyncDir(data_dir); !s.ok()) return s;
 
   // The restored directory must recover to what the backup recovered to.
-  StoreOptions store_options;
-  store_options.data_dir = data_dir;
-  store_options.file_system = fs;
-  store_options.background_maintenance = false;
-  store_options.read_only = true;
-  absl::StatusOr<std::unique_ptr<NodeStore>> nodes = NodeStore::Open(store_options);
-  if (!nodes.ok()) return nodes.status();
-  uint64_t node_count = (*nodes)->Stats().nodes;
-  uint64_t node_rv = (*nodes)->recovery().content_resource_version;
-  PodStoreOptions pod_options;
-  pod_options.data_dir = data_dir;
-  pod_options.file_system = fs;
-  pod_options.read_only = true;
-  absl::StatusOr<std::unique_ptr<PodStore>> pods = PodStore::Open(pod_options);
-  if (!pods.ok()) return pods.status();
-  if (node_count != manifest->nodes || node_rv != manifest->node_resource_version ||
-      (*pods)->size() != manifest->pods) {
+  absl::StatusOr<Recovered> recovered = RecoverReadOnly(fs, data_dir);
+  if (!recovered.ok()) return recovered.status();
+  if (recovered->nodes != manifest->nodes ||
+      recovered->node_resource_version != manifest->node_resource_version ||
+      recovered->pods != manifest->pods) {
     return absl::InternalError(fmt::format(
         "{} recovers to {} nodes at resourceVersion {} and {} pods; the backup's manifest lists "
         "{} nodes at {} and {} pods",
-        data_dir, node_count, node_rv, (*pods)->size(), manifest->nodes,
-        manifest->node_resource_version, manifest->pods));
+        data_dir, recovered->nodes, recovered->node_resource_version, recovered->pods,
+        manifest->nodes, manifest->node_resource_version, manifest->pods));
   }
 
-  KOLE_LOG(Info, "Restore complete", "dataDir", data_dir, "nodes", node_count, "pods",
-           (*pods)->size(), "bytes", progress.bytes(), "seconds", SecondsSince(start));
+  KOLE_LOG(Info, "Restore complete", "dataDir", data_dir, "nodes", recovered->nodes, "pods",
+           recovered->pods, "bytes", progress.bytes(), "seconds", SecondsSince(start));
   result.manifest = std::move(*manifest);
   return result;
 }

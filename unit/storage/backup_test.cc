@@ -16,26 +16,13 @@
 
 #include "storage/node_store.h"
 #include "storage/pod_store.h"
+#include "unit/storage/data_dir_test_util.h"
 #include "unit/testing/temp_dir.h"
 
 namespace kole::storage {
 namespace {
 
 using kole::testing::ScopedTempDir;
-
-Node MakeNode(const std::string& name) {
-  Node node;
-  node.name = name;
-  node.labels = {{"kubernetes.io/hostname", name}, {"site", "s1"}};
-  return node;
-}
-
-StoreOptions ServerOptions(const std::string& dir) {
-  StoreOptions options;
-  options.data_dir = dir;
-  options.background_maintenance = false;
-  return options;
-}
 
 // The real file system, with hooks the tests use to act at the worst moment:
 // before a file is opened for reading, and before a directory is listed.
@@ -83,20 +70,20 @@ class HookedFileSystem final : public FileSystem {
 
 // Opens a restored (or backed-up) directory the way a server would.
 std::unique_ptr<NodeStore> Reopen(const std::string& dir) {
-  auto store = NodeStore::Open(ServerOptions(dir));
+  auto store = NodeStore::Open(DataDirOptions(dir));
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? std::move(*store) : nullptr;
 }
 
 void CreateNodes(NodeStore* store, const std::string& prefix, int count) {
   for (int i = 0; i < count; ++i) {
-    ASSERT_TRUE(store->Create(MakeNode(fmt::format("{}-{:04}", prefix, i))).ok());
+    ASSERT_TRUE(store->Create(SiteNode(fmt::format("{}-{:04}", prefix, i))).ok());
   }
 }
 
 TEST(Backup, OfAStoreBeingWrittenRestoresEverythingAcknowledgedBeforeIt) {
   ScopedTempDir tmp;
-  StoreOptions options = ServerOptions(tmp.Sub("data"));
+  StoreOptions options = DataDirOptions(tmp.Sub("data"));
   // Snapshots and pruning every few hundred changes, also during the copy.
   options.background_maintenance = true;
   options.snapshot_after_log_bytes = 64 << 10;
@@ -109,11 +96,11 @@ TEST(Backup, OfAStoreBeingWrittenRestoresEverythingAcknowledgedBeforeIt) {
   std::thread writer([&] {
     for (int i = 0; !stop.load(); ++i) {
       std::string name = fmt::format("w-{:06}", i);
-      auto created = (*server)->Create(MakeNode(name));
+      auto created = (*server)->Create(SiteNode(name));
       ASSERT_TRUE(created.ok()) << created.status();
       // A change to an earlier node, so that versions and records churn.
       if (i > 10) {
-        Node changed = MakeNode(fmt::format("w-{:06}", i / 2));
+        Node changed = SiteNode(fmt::format("w-{:06}", i / 2));
         changed.labels.push_back({"gen", std::to_string(i)});
         ASSERT_TRUE((*server)->UpdateSpec(changed, 0).ok());
       }
@@ -157,7 +144,7 @@ TEST(Backup, OfAStoreBeingWrittenRestoresEverythingAcknowledgedBeforeIt) {
 
 TEST(Backup, ASegmentPrunedDuringTheCopyMakesItStartAgainFromTheNewerSnapshot) {
   ScopedTempDir tmp;
-  auto server = NodeStore::Open(ServerOptions(tmp.Sub("data")));
+  auto server = NodeStore::Open(DataDirOptions(tmp.Sub("data")));
   ASSERT_TRUE(server.ok()) << server.status();
   CreateNodes(server->get(), "a", 50);
   ASSERT_TRUE((*server)->Snapshot().ok());
@@ -192,7 +179,7 @@ TEST(Backup, ASegmentPrunedDuringTheCopyMakesItStartAgainFromTheNewerSnapshot) {
 
 TEST(Backup, ALastSegmentTheServerFinishesDuringTheCopyIsCopiedToItsEnd) {
   ScopedTempDir tmp;
-  auto server = NodeStore::Open(ServerOptions(tmp.Sub("data")));
+  auto server = NodeStore::Open(DataDirOptions(tmp.Sub("data")));
   ASSERT_TRUE(server.ok()) << server.status();
   CreateNodes(server->get(), "a", 20);
   ASSERT_TRUE((*server)->Snapshot().ok());
@@ -205,9 +192,9 @@ TEST(Backup, ALastSegmentTheServerFinishesDuringTheCopyIsCopiedToItsEnd) {
   int wal_lists = 0;
   fs.before_list = [&](const std::string& path) {
     if (!path.ends_with("/data/wal") || ++wal_lists != 2) return;
-    ASSERT_TRUE((*server)->Create(MakeNode("late")).ok());
+    ASSERT_TRUE((*server)->Create(SiteNode("late")).ok());
     ASSERT_TRUE((*server)->Snapshot().ok());
-    ASSERT_TRUE((*server)->Create(MakeNode("later")).ok());
+    ASSERT_TRUE((*server)->Create(SiteNode("later")).ok());
   };
   auto manifest = BackupDataDir(tmp.Sub("data"), tmp.Sub("backup"), {.file_system = &fs});
   ASSERT_TRUE(manifest.ok()) << manifest.status();
@@ -218,7 +205,7 @@ TEST(Backup, ALastSegmentTheServerFinishesDuringTheCopyIsCopiedToItsEnd) {
 
 TEST(Backup, RefusesATargetThatIsNotEmpty) {
   ScopedTempDir tmp;
-  { ASSERT_TRUE(NodeStore::Open(ServerOptions(tmp.Sub("data"))).ok()); }
+  { ASSERT_TRUE(NodeStore::Open(DataDirOptions(tmp.Sub("data"))).ok()); }
   std::filesystem::create_directories(tmp.Sub("backup"));
   std::ofstream(tmp.Sub("backup/something")) << "x";
   auto manifest = BackupDataDir(tmp.Sub("data"), tmp.Sub("backup"));
@@ -228,7 +215,7 @@ TEST(Backup, RefusesATargetThatIsNotEmpty) {
 // A closed store of three nodes and one pod, and a backup of it.
 void MakeBackup(const ScopedTempDir& tmp) {
   {
-    auto server = NodeStore::Open(ServerOptions(tmp.Sub("data")));
+    auto server = NodeStore::Open(DataDirOptions(tmp.Sub("data")));
     ASSERT_TRUE(server.ok()) << server.status();
     CreateNodes(server->get(), "n", 2);
     ASSERT_TRUE((*server)->Snapshot().ok());
@@ -250,7 +237,7 @@ void MakeBackup(const ScopedTempDir& tmp) {
 TEST(Restore, RefusesADirectoryARunningServerHoldsLocked) {
   ScopedTempDir tmp;
   MakeBackup(tmp);
-  auto other = NodeStore::Open(ServerOptions(tmp.Sub("target")));
+  auto other = NodeStore::Open(DataDirOptions(tmp.Sub("target")));
   ASSERT_TRUE(other.ok()) << other.status();
 
   auto restored = RestoreDataDir(tmp.Sub("backup"), tmp.Sub("target"), {.force = true});
@@ -264,9 +251,9 @@ TEST(Restore, RefusesADirectoryHoldingAStoreWithoutForce) {
   ScopedTempDir tmp;
   MakeBackup(tmp);
   {
-    auto old = NodeStore::Open(ServerOptions(tmp.Sub("target")));
+    auto old = NodeStore::Open(DataDirOptions(tmp.Sub("target")));
     ASSERT_TRUE(old.ok()) << old.status();
-    ASSERT_TRUE((*old)->Create(MakeNode("old")).ok());
+    ASSERT_TRUE((*old)->Create(SiteNode("old")).ok());
   }
   auto restored = RestoreDataDir(tmp.Sub("backup"), tmp.Sub("target"));
   EXPECT_TRUE(absl::IsFailedPrecondition(restored.status())) << restored.status();
@@ -279,9 +266,9 @@ TEST(Restore, WithForceMovesTheOldStoreAsideInsteadOfDeletingIt) {
   ScopedTempDir tmp;
   MakeBackup(tmp);
   {
-    auto old = NodeStore::Open(ServerOptions(tmp.Sub("target")));
+    auto old = NodeStore::Open(DataDirOptions(tmp.Sub("target")));
     ASSERT_TRUE(old.ok()) << old.status();
-    ASSERT_TRUE((*old)->Create(MakeNode("old")).ok());
+    ASSERT_TRUE((*old)->Create(SiteNode("old")).ok());
   }
   auto restored = RestoreDataDir(tmp.Sub("backup"), tmp.Sub("target"), {.force = true});
   ASSERT_TRUE(restored.ok()) << restored.status();

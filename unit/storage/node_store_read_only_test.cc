@@ -12,27 +12,13 @@
 #include "storage/data_dir.h"
 #include "storage/node_store.h"
 #include "storage/pod_store.h"
+#include "unit/storage/data_dir_test_util.h"
 #include "unit/testing/temp_dir.h"
 
 namespace kole::storage {
 namespace {
 
 using kole::testing::ScopedTempDir;
-
-Node MakeNode(const std::string& name) {
-  Node node;
-  node.name = name;
-  node.labels = {{"kubernetes.io/hostname", name}, {"site", "s1"}};
-  return node;
-}
-
-StoreOptions Options(const std::string& dir, bool read_only) {
-  StoreOptions options;
-  options.data_dir = dir;
-  options.background_maintenance = false;
-  options.read_only = read_only;
-  return options;
-}
 
 // Every file under `dir` with its contents.
 std::map<std::string, std::string> Contents(const std::string& dir) {
@@ -62,12 +48,12 @@ std::string NewestSegment(const std::string& dir) {
 
 // A store of three nodes, one of them created after a snapshot, closed.
 void WriteStore(const std::string& dir) {
-  auto store = NodeStore::Open(Options(dir, false));
+  auto store = NodeStore::Open(DataDirOptions(dir, false));
   ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->Create(MakeNode("a")).ok());
-  ASSERT_TRUE((*store)->Create(MakeNode("b")).ok());
+  ASSERT_TRUE((*store)->Create(SiteNode("a")).ok());
+  ASSERT_TRUE((*store)->Create(SiteNode("b")).ok());
   ASSERT_TRUE((*store)->Snapshot().ok());
-  ASSERT_TRUE((*store)->Create(MakeNode("c")).ok());
+  ASSERT_TRUE((*store)->Create(SiteNode("c")).ok());
 }
 
 TEST(NodeStoreReadOnly, RecoversWhatARestartWouldWithoutChangingAFile) {
@@ -75,7 +61,7 @@ TEST(NodeStoreReadOnly, RecoversWhatARestartWouldWithoutChangingAFile) {
   WriteStore(tmp.path());
   auto before = Contents(tmp.path());
 
-  auto store = NodeStore::Open(Options(tmp.path(), true));
+  auto store = NodeStore::Open(DataDirOptions(tmp.path(), true));
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->Stats().nodes, 3u);
   ASSERT_TRUE((*store)->Get("c").ok());
@@ -92,11 +78,11 @@ TEST(NodeStoreReadOnly, RecoversWhatARestartWouldWithoutChangingAFile) {
 TEST(NodeStoreReadOnly, RefusesEveryWrite) {
   ScopedTempDir tmp;
   WriteStore(tmp.path());
-  auto store = NodeStore::Open(Options(tmp.path(), true));
+  auto store = NodeStore::Open(DataDirOptions(tmp.path(), true));
   ASSERT_TRUE(store.ok()) << store.status();
 
-  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->Create(MakeNode("d")).status()));
-  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->Register(MakeNode("e")).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->Create(SiteNode("d")).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition((*store)->Register(SiteNode("e")).status()));
   EXPECT_TRUE(absl::IsFailedPrecondition((*store)->Delete("a", 0, false).status()));
   EXPECT_TRUE(absl::IsFailedPrecondition((*store)->Snapshot()));
   EXPECT_EQ((*store)->Stats().nodes, 3u);
@@ -104,15 +90,15 @@ TEST(NodeStoreReadOnly, RefusesEveryWrite) {
 
 TEST(NodeStoreReadOnly, OpensWhileAServerHoldsTheLock) {
   ScopedTempDir tmp;
-  auto server = NodeStore::Open(Options(tmp.path(), false));
+  auto server = NodeStore::Open(DataDirOptions(tmp.path(), false));
   ASSERT_TRUE(server.ok()) << server.status();
-  ASSERT_TRUE((*server)->Create(MakeNode("a")).ok());
+  ASSERT_TRUE((*server)->Create(SiteNode("a")).ok());
 
-  auto reader = NodeStore::Open(Options(tmp.path(), true));
+  auto reader = NodeStore::Open(DataDirOptions(tmp.path(), true));
   ASSERT_TRUE(reader.ok()) << reader.status();
   EXPECT_TRUE((*reader)->Get("a").ok());
   // The server's writes go on.
-  EXPECT_TRUE((*server)->Create(MakeNode("b")).ok());
+  EXPECT_TRUE((*server)->Create(SiteNode("b")).ok());
 }
 
 TEST(NodeStoreReadOnly, LeavesATornTailInPlaceAndReadsUpToIt) {
@@ -123,7 +109,7 @@ TEST(NodeStoreReadOnly, LeavesATornTailInPlaceAndReadsUpToIt) {
   std::filesystem::resize_file(segment, size - 3);  // Cuts into the last record ("c").
   auto before = Contents(tmp.path());
 
-  auto store = NodeStore::Open(Options(tmp.path(), true));
+  auto store = NodeStore::Open(DataDirOptions(tmp.path(), true));
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_TRUE((*store)->Get("b").ok());
   EXPECT_TRUE(absl::IsNotFound((*store)->Get("c").status()));
@@ -133,7 +119,7 @@ TEST(NodeStoreReadOnly, LeavesATornTailInPlaceAndReadsUpToIt) {
   EXPECT_EQ(Contents(tmp.path()), before);
 
   // A real restart cuts the same record and finds the same nodes.
-  auto restarted = NodeStore::Open(Options(tmp.path(), false));
+  auto restarted = NodeStore::Open(DataDirOptions(tmp.path(), false));
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   EXPECT_EQ((*restarted)->Stats().nodes, 2u);
   EXPECT_EQ((*restarted)->recovery().torn_tail_bytes, torn);
@@ -142,7 +128,7 @@ TEST(NodeStoreReadOnly, LeavesATornTailInPlaceAndReadsUpToIt) {
 
 TEST(NodeStoreReadOnly, AnEmptyDirectoryStaysEmpty) {
   ScopedTempDir tmp;
-  auto store = NodeStore::Open(Options(tmp.path(), true));
+  auto store = NodeStore::Open(DataDirOptions(tmp.path(), true));
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->Stats().nodes, 0u);
   store->reset();
@@ -151,7 +137,7 @@ TEST(NodeStoreReadOnly, AnEmptyDirectoryStaysEmpty) {
 
 TEST(NodeStoreReadOnly, AMissingDirectoryIsNotFound) {
   ScopedTempDir tmp;
-  auto store = NodeStore::Open(Options(tmp.Sub("absent"), true));
+  auto store = NodeStore::Open(DataDirOptions(tmp.Sub("absent"), true));
   EXPECT_TRUE(absl::IsNotFound(store.status())) << store.status();
   EXPECT_FALSE(std::filesystem::exists(tmp.Sub("absent")));
 }

@@ -12,19 +12,13 @@
 #include "apiserver-ext/pod_json.h"
 #include "storage/node_store.h"
 #include "storage/pod_store.h"
+#include "unit/storage/data_dir_test_util.h"
 #include "unit/testing/temp_dir.h"
 
 namespace kole::admin {
 namespace {
 
 using kole::testing::ScopedTempDir;
-
-storage::StoreOptions Options(const std::string& dir) {
-  storage::StoreOptions options;
-  options.data_dir = dir;
-  options.background_maintenance = false;
-  return options;
-}
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -36,7 +30,7 @@ std::vector<std::string> Lines(const std::string& text) {
 TEST(Export, WritesEveryNodeThenEveryPodAsTheApiServesThem) {
   ScopedTempDir tmp;
   {
-    auto store = storage::NodeStore::Open(Options(tmp.path()));
+    auto store = storage::NodeStore::Open(storage::DataDirOptions(tmp.path()));
     ASSERT_TRUE(store.ok()) << store.status();
     for (const char* name : {"edge-b", "edge-a", "edge-c"}) {
       storage::Node node;
@@ -99,7 +93,7 @@ TEST(Export, WritesEveryNodeThenEveryPodAsTheApiServesThem) {
 
 TEST(Export, RefusesADirectoryARunningServerHolds) {
   ScopedTempDir tmp;
-  auto server = storage::NodeStore::Open(Options(tmp.path()));
+  auto server = storage::NodeStore::Open(storage::DataDirOptions(tmp.path()));
   ASSERT_TRUE(server.ok()) << server.status();
   auto counts = ExportDataDir(tmp.path(), [](std::string_view) { return absl::OkStatus(); });
   EXPECT_TRUE(absl::IsFailedPrecondition(counts.status())) << counts.status();
@@ -109,7 +103,7 @@ TEST(Export, RefusesADirectoryARunningServerHolds) {
 TEST(Export, StopsAtAWriteError) {
   ScopedTempDir tmp;
   {
-    auto store = storage::NodeStore::Open(Options(tmp.path()));
+    auto store = storage::NodeStore::Open(storage::DataDirOptions(tmp.path()));
     ASSERT_TRUE(store.ok()) << store.status();
     storage::Node node;
     node.name = "edge-a";
