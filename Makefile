@@ -118,6 +118,12 @@ format: deps
 integration: build
 	@bash hack/kubectl-integration.sh $(BUILD_DIR)
 
+# kole-admin against real servers: back up a running kole-apiserver, restore
+# into a new data directory, serve it (hack/backup-integration.sh).
+.PHONY: backup-integration
+backup-integration: build
+	@bash hack/backup-integration.sh $(BUILD_DIR)
+
 # Builds the libFuzzer targets in build-fuzz (clang) and runs each for
 # FUZZ_SECONDS; fails if one finds a crash (hack/run-fuzzers.sh).
 .PHONY: fuzz

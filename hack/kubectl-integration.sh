@@ -17,6 +17,8 @@ SERVER_BIN=$BUILD_DIR/bin/kole-apiserver
 
 # shellcheck source=hack/lib/checks.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+# shellcheck source=hack/lib/kole-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kole-server.sh"
 
 WORK=$(mktemp -d /tmp/kole-kubectl-XXXXXX)
 PORT=$(free_port)
@@ -30,31 +32,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# start_server [extra kole-apiserver flags]
-start_server() {
-  "$SERVER_BIN" --standalone --secure-port "$PORT" --bind-address 127.0.0.1 \
-    --cert-dir "$WORK/certs" --data-dir "$WORK/data" --v 2 "$@" >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do
-    if curl -sf --cacert "$WORK/certs/ca.crt" "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 &&
-      [ -f "$WORK/certs/admin.kubeconfig" ]; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "kole-apiserver did not become ready; log:" >&2
-  cat "$WORK/server.log" >&2
-  exit 1
-}
-
-stop_server() {
-  kill -TERM "$SERVER_PID"
-  wait "$SERVER_PID"
-  local rc=$?
-  SERVER_PID=
-  return $rc
-}
 
 k() { "$KUBECTL_BIN" --kubeconfig "$WORK/certs/admin.kubeconfig" --cache-dir "$WORK/cache" \
   --request-timeout=10s "$@"; }

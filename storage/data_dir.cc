@@ -9,10 +9,6 @@
 namespace kole::storage {
 namespace {
 
-constexpr char kLockFileName[] = "LOCK";
-constexpr char kWalDirName[] = "wal";
-constexpr char kSnapshotDirName[] = "snapshots";
-
 std::string ParentDir(const std::string& path) {
   size_t slash = path.find_last_of('/', path.find_last_not_of('/'));
   if (slash == std::string::npos) return ".";
@@ -34,8 +30,8 @@ std::string LockHolderPid(FileSystem* fs, const std::string& lock_path) {
 DataDir::DataDir(FileSystem* fs, std::string path, std::unique_ptr<FileLock> lock)
     : fs_(fs),
       path_(std::move(path)),
-      wal_dir_(JoinPath(path_, kWalDirName)),
-      snapshot_dir_(JoinPath(path_, kSnapshotDirName)),
+      wal_dir_(JoinPath(path_, kDataDirWalName)),
+      snapshot_dir_(JoinPath(path_, kDataDirSnapshotsName)),
       lock_(std::move(lock)) {}
 
 DataDir::~DataDir() = default;
@@ -44,7 +40,7 @@ absl::StatusOr<std::unique_ptr<DataDir>> DataDir::Open(FileSystem* fs, std::stri
   if (absl::Status s = fs->CreateDirIfMissing(path); !s.ok()) return s;
 
   // Lock before touching anything inside: the holder may be writing there.
-  std::string lock_path = JoinPath(path, kLockFileName);
+  std::string lock_path = JoinPath(path, kDataDirLockName);
   absl::StatusOr<std::unique_ptr<FileLock>> lock = fs->LockFile(lock_path);
   if (!lock.ok()) {
     if (!absl::IsFailedPrecondition(lock.status())) return lock.status();
@@ -67,6 +63,13 @@ absl::StatusOr<std::unique_ptr<DataDir>> DataDir::Open(FileSystem* fs, std::stri
   if (absl::Status s = fs->SyncDir(ParentDir(dir->path_)); !s.ok()) return s;
   KOLE_LOG(Info, "Opened data directory", "path", dir->path_);
   return dir;
+}
+
+absl::StatusOr<std::unique_ptr<DataDir>> DataDir::OpenReadOnly(FileSystem* fs, std::string path) {
+  if (!fs->FileExists(path)) {
+    return absl::NotFoundError(fmt::format("data directory {} does not exist", path));
+  }
+  return std::unique_ptr<DataDir>(new DataDir(fs, std::move(path), nullptr));
 }
 
 }  // namespace kole::storage

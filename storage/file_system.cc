@@ -328,6 +328,27 @@ absl::StatusOr<std::unique_ptr<FileLock>> PosixFileSystem::LockFile(const std::s
   return std::make_unique<PosixFileLock>(fd);
 }
 
+absl::StatusOr<bool> IsFileLockHeld(const std::string& path, std::string* holder_pid) {
+  int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); });
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    return PosixError("open lock file", path, errno);
+  }
+  bool held = false;
+  if (RetryOnEintr([&] { return ::flock(fd, LOCK_SH | LOCK_NB); }) != 0) {
+    int saved = errno;
+    if (saved != EWOULDBLOCK) {
+      ::close(fd);
+      return PosixError("flock", path, saved);
+    }
+    held = true;
+    *holder_pid = ReadLockHolder(fd);
+  }
+  // Closing drops the shared lock, if it was taken.
+  ::close(fd);
+  return held;
+}
+
 FileSystem* DefaultFileSystem() {
   static FileSystem* const fs = new PosixFileSystem();
   return fs;

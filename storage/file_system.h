@@ -151,6 +151,14 @@ class PosixFileSystem final : public FileSystem {
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override;
 };
 
+// Whether some open file description holds the lock LockFile takes on
+// `path`, found out without writing to the file or keeping any lock: a
+// shared lock is tried and dropped at once. False when `path` does not
+// exist. When held, *holder_pid receives the pid the holder wrote ("" if
+// unreadable). The real file system only; for tools that look at a data
+// directory a kole-apiserver may be running on.
+absl::StatusOr<bool> IsFileLockHeld(const std::string& path, std::string* holder_pid);
+
 // The process-wide PosixFileSystem. Never destroyed.
 FileSystem* DefaultFileSystem();
 

@@ -165,7 +165,7 @@ absl::StatusOr<std::unique_ptr<NodeStore>> NodeStore::Open(StoreOptions options)
     store->RebuildIndexesLocked();
   }
 
-  if (store->options_.background_maintenance) {
+  if (store->options_.background_maintenance && !store->options_.read_only) {
     store->maintenance_thread_ = std::thread([s = store.get()] { s->MaintenanceLoop(); });
   }
   return store;
@@ -245,6 +245,10 @@ absl::Status NodeStore::Snapshot() {
   // One snapshot at a time: they share the history pin and the directory.
   absl::MutexLock lock(&snapshot_mu_);
   return persistence_->WriteSnapshot(this);
+}
+
+RecoveryReport NodeStore::recovery() const {
+  return persistence_ != nullptr ? persistence_->recovery() : RecoveryReport{};
 }
 
 absl::Status NodeStore::WaitDurable(uint64_t token) {

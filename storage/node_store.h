@@ -98,6 +98,29 @@ struct StoreOptions {
   // Start a thread that syncs asynchronous log records, trims the change log
   // and takes snapshots when due. Tests drive Maintain() themselves.
   bool background_maintenance = true;
+  // Open data_dir for reading only (kole-admin's export and inspect, and the
+  // check of a fresh backup): no lock is taken, nothing is created, repaired
+  // or removed (a torn log tail is read up to and left in place), there is no
+  // background thread, and every write fails with FailedPrecondition. The
+  // store holds exactly what a restart on that directory would recover.
+  bool read_only = false;
+};
+
+// What recovery found in the data directory (NodeStore::recovery()).
+struct RecoveryReport {
+  std::string snapshot_path;       // Empty when no snapshot was loaded.
+  uint64_t snapshot_sequence = 0;  // The last log sequence the snapshot covers.
+  uint64_t snapshot_nodes = 0;
+  int corrupt_snapshots = 0;  // Newer snapshots skipped because they did not verify.
+  uint64_t log_records_replayed = 0;
+  uint64_t last_log_sequence = 0;
+  // Bytes of an incomplete last record: cut off by recovery, or, read-only,
+  // left in place and ignored.
+  uint64_t torn_tail_bytes = 0;
+  // The newest resourceVersion of any change recovered: every change with a
+  // version up to it is in the store. resource_version() may be higher, as
+  // recovery resumes after the reserved range.
+  uint64_t content_resource_version = 0;
 };
 
 // What a device's registration did.
@@ -285,6 +308,8 @@ class NodeStore {
 
   // The options the store runs with.
   const StoreOptions& options() const { return options_; }
+  // What Open() recovered; all zero without a data directory.
+  RecoveryReport recovery() const;
 
  private:
   friend class NodeWatcher;

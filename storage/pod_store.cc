@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "storage/data_dir.h"
+
 namespace kole::storage {
 namespace {
 
@@ -236,11 +238,13 @@ absl::StatusOr<std::unique_ptr<PodStore>> PodStore::Open(PodStoreOptions options
 
 absl::Status PodStore::Recover() {
   FileSystem* fs = options_.file_system;
-  std::string dir = JoinPath(options_.data_dir, "pods");
-  absl::Status made = fs->CreateDirIfMissing(options_.data_dir);
-  if (made.ok()) made = fs->CreateDirIfMissing(dir);
-  if (!made.ok()) return made;
-  log_path_ = JoinPath(dir, "pods.log");
+  std::string dir = JoinPath(options_.data_dir, kDataDirPodsName);
+  log_path_ = JoinPath(dir, kPodLogName);
+  if (!options_.read_only) {
+    absl::Status made = fs->CreateDirIfMissing(options_.data_dir);
+    if (made.ok()) made = fs->CreateDirIfMissing(dir);
+    if (!made.ok()) return made;
+  }
 
   absl::MutexLock lock(&mu_);
   if (fs->FileExists(log_path_)) {
@@ -271,6 +275,8 @@ absl::Status PodStore::Recover() {
           return absl::DataLossError(
               fmt::format("{}: corrupt record at offset {}", log_path_, good));
         }
+        torn_tail_bytes_ = data->size() - good;
+        if (options_.read_only) break;
         absl::Status truncated = fs->TruncateFile(log_path_, good);
         if (!truncated.ok()) return truncated;
         break;
@@ -285,6 +291,10 @@ absl::Status PodStore::Recover() {
       rest.remove_prefix(8 + length);
       good += 8 + length;
     }
+  }
+  if (options_.read_only) {
+    write_failure_ = absl::FailedPreconditionError("the pod store is open read-only");
+    return absl::OkStatus();
   }
   return CompactLocked();
 }
@@ -308,7 +318,7 @@ absl::Status PodStore::CompactLocked() {
   if (s.ok()) s = (*out)->Sync();
   if (s.ok()) s = (*out)->Close();
   if (s.ok()) s = fs->RenameFile(tmp, log_path_);
-  if (s.ok()) s = fs->SyncDir(JoinPath(options_.data_dir, "pods"));
+  if (s.ok()) s = fs->SyncDir(JoinPath(options_.data_dir, kDataDirPodsName));
   if (!s.ok()) return s;
   absl::StatusOr<std::unique_ptr<WritableFile>> appendable = fs->NewAppendableFile(log_path_);
   if (!appendable.ok()) return appendable.status();
@@ -434,6 +444,11 @@ void PodStore::Close() {
     log_->Close().IgnoreError();
     log_.reset();
   }
+}
+
+size_t PodStore::size() const {
+  absl::MutexLock lock(&mu_);
+  return pods_.size();
 }
 
 uint64_t PodStore::resource_version() const {

@@ -55,6 +55,10 @@ struct PodStoreOptions {
   int64_t retention_seconds = 300;  // History kept for watches and paging.
   size_t max_history = 100000;      // ... but no more entries than this.
   uint64_t compact_after_bytes = uint64_t{64} << 20;
+  // Read the log without changing anything (kole-admin): no directory is
+  // created, a torn last record is ignored rather than truncated, the log is
+  // not rewritten, and every write fails with FailedPrecondition.
+  bool read_only = false;
 };
 
 class PodStore final : public PodSource {
@@ -73,6 +77,11 @@ class PodStore final : public PodSource {
   absl::StatusOr<Pod> Delete(std::string_view namespace_, std::string_view name,
                              uint64_t expected_rv);
   void Close();
+
+  // Pods held now.
+  size_t size() const;
+  // Bytes of a torn last record that Open() cut off (or, read-only, ignored).
+  uint64_t torn_tail_bytes() const { return torn_tail_bytes_; }
 
   // PodSource.
   uint64_t resource_version() const override;
@@ -118,6 +127,7 @@ class PodStore final : public PodSource {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status write_failure_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<WritableFile> log_ ABSL_GUARDED_BY(mu_);
+  uint64_t torn_tail_bytes_ = 0;  // Set by Recover(), then immutable.
 };
 
 }  // namespace kole::storage

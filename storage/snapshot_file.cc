@@ -351,26 +351,33 @@ absl::Status VerifySnapshot(FileSystem* fs, const std::string& path) {
   return (*reader)->Verify();
 }
 
-absl::StatusOr<std::vector<SnapshotInfo>> ListSnapshots(FileSystem* fs, const std::string& dir) {
+absl::StatusOr<std::vector<SnapshotInfo>> FindSnapshots(FileSystem* fs, const std::string& dir) {
   absl::StatusOr<std::vector<std::string>> names = fs->ListDir(dir);
   if (!names.ok()) return names.status();
   std::vector<SnapshotInfo> snapshots;
   for (const std::string& name : *names) {
-    std::string path = JoinPath(dir, name);
-    if (name.starts_with(kPrefix) && name.ends_with(kTmpSuffix)) {
-      // An interrupted write; it was never renamed, so nothing refers to it.
-      KOLE_LOG(Info, "Removing unfinished snapshot", "path", path);
-      if (absl::Status s = fs->RemoveFile(path); !s.ok()) return s;
-      continue;
-    }
     if (std::optional<uint64_t> covered = ParseSnapshotFileName(name)) {
-      snapshots.push_back({std::move(path), *covered});
+      snapshots.push_back({JoinPath(dir, name), *covered});
     }
   }
   std::sort(snapshots.begin(), snapshots.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {
     return a.covered_sequence > b.covered_sequence;
   });
   return snapshots;
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> ListSnapshots(FileSystem* fs, const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> names = fs->ListDir(dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (name.starts_with(kPrefix) && name.ends_with(kTmpSuffix)) {
+      // An interrupted write; it was never renamed, so nothing refers to it.
+      std::string path = JoinPath(dir, name);
+      KOLE_LOG(Info, "Removing unfinished snapshot", "path", path);
+      if (absl::Status s = fs->RemoveFile(path); !s.ok()) return s;
+    }
+  }
+  return FindSnapshots(fs, dir);
 }
 
 absl::StatusOr<uint64_t> PruneSnapshots(FileSystem* fs, const std::string& dir, size_t keep) {

@@ -166,6 +166,11 @@ struct SnapshotInfo {
 // Removes leftover .tmp files of interrupted writes as it goes.
 absl::StatusOr<std::vector<SnapshotInfo>> ListSnapshots(FileSystem* fs, const std::string& dir);
 
+// The same list, but nothing is removed: for readers of a directory that a
+// running kole-apiserver may be writing into (backups, inspection), where a
+// .tmp file is a snapshot being written.
+absl::StatusOr<std::vector<SnapshotInfo>> FindSnapshots(FileSystem* fs, const std::string& dir);
+
 // Removes all but the newest `keep` snapshots (keep >= 1, InvalidArgument
 // otherwise) and syncs the directory. Returns the covered sequence of the
 // oldest snapshot kept, or 0 if there is none: WAL records after it must stay,

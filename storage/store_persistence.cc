@@ -67,6 +67,10 @@ absl::Status Malformed(std::string_view what, uint64_t sequence) {
       "log record {} ({}) is malformed; the log does not match this build", sequence, what));
 }
 
+absl::Status ReadOnlyError() {
+  return absl::FailedPreconditionError("the store is open read-only; it takes no writes");
+}
+
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -88,7 +92,9 @@ StorePersistence::~StorePersistence() {
 absl::StatusOr<std::unique_ptr<StorePersistence>> StorePersistence::OpenAndRecover(
     const StoreOptions& options, NodeStore* store) {
   FileSystem* fs = options.file_system != nullptr ? options.file_system : DefaultFileSystem();
-  absl::StatusOr<std::unique_ptr<DataDir>> dir = DataDir::Open(fs, options.data_dir);
+  absl::StatusOr<std::unique_ptr<DataDir>> dir = options.read_only
+                                                     ? DataDir::OpenReadOnly(fs, options.data_dir)
+                                                     : DataDir::Open(fs, options.data_dir);
   if (!dir.ok()) return dir.status();
 
   std::unique_ptr<StorePersistence> persistence(new StorePersistence(options, std::move(*dir)));
@@ -100,7 +106,7 @@ absl::StatusOr<std::unique_ptr<StorePersistence>> StorePersistence::OpenAndRecov
 absl::StatusOr<UidKey> StorePersistence::LoadOrCreateUidKey() {
   // One line: "kole-uid-key-v1 <16 hex> <16 hex> <8 hex crc32 of the key text>".
   constexpr std::string_view kTag = "kole-uid-key-v1 ";
-  std::string path = JoinPath(dir_->path(), "uid-key");
+  std::string path = JoinPath(dir_->path(), kDataDirUidKeyName);
   auto checksum = [](std::string_view text) {
     return static_cast<uint32_t>(
         crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
@@ -139,6 +145,7 @@ absl::StatusOr<UidKey> StorePersistence::LoadOrCreateUidKey() {
   // log or snapshots without one has lost it, and a new key would silently
   // change every UID.
   for (const std::string& dir : {dir_->wal_dir(), dir_->snapshot_dir()}) {
+    if (dir_->read_only() && !fs_->FileExists(dir)) continue;
     absl::StatusOr<std::vector<std::string>> files = fs_->ListDir(dir);
     if (!files.ok()) return files.status();
     if (!files->empty()) {
@@ -150,6 +157,8 @@ absl::StatusOr<UidKey> StorePersistence::LoadOrCreateUidKey() {
   }
 
   UidKey key = UidKey::Random();
+  // Read-only, an empty directory stays empty; the key then names nothing.
+  if (dir_->read_only()) return key;
   std::string key_text = fmt::format("{:016x} {:016x}", key.a(), key.b());
   std::string tmp = path + ".tmp";
   absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_->NewWritableFile(tmp);
@@ -174,8 +183,15 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
 
   // The newest snapshot that verifies; a corrupt one falls back to the one
   // before it, with the longer log the pruning rule kept for exactly this.
+  // Read-only, a .tmp file may be a snapshot being written: leave it be.
+  const bool read_only = dir_->read_only();
   uint64_t replay_from = 1;
-  absl::StatusOr<std::vector<SnapshotInfo>> snapshots = ListSnapshots(fs_, dir_->snapshot_dir());
+  absl::StatusOr<std::vector<SnapshotInfo>> snapshots = std::vector<SnapshotInfo>{};
+  if (!read_only) {
+    snapshots = ListSnapshots(fs_, dir_->snapshot_dir());
+  } else if (fs_->FileExists(dir_->snapshot_dir())) {
+    snapshots = FindSnapshots(fs_, dir_->snapshot_dir());
+  }
   if (!snapshots.ok()) return snapshots.status();
   std::string loaded_from;
   for (const SnapshotInfo& snapshot : *snapshots) {
@@ -183,17 +199,22 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
     if (!verified.ok()) {
       KOLE_LOG(Error, "Snapshot is corrupt; trying an older one", "path", snapshot.path, "err",
                verified);
+      ++recovery_.corrupt_snapshots;
       continue;
     }
     absl::Status loaded = LoadSnapshot(store, snapshot.path, &replay_from);
     if (!loaded.ok()) return loaded;
     loaded_from = snapshot.path;
+    recovery_.snapshot_path = snapshot.path;
+    recovery_.snapshot_sequence = snapshot.covered_sequence;
     break;
   }
   if (loaded_from.empty() && !snapshots->empty()) {
     KOLE_LOG(Warning, "No snapshot is usable; recovering from the log alone");
   }
   size_t snapshot_nodes = store->records_.size();
+  recovery_.snapshot_nodes = snapshot_nodes;
+  uint64_t content_rv = store->rv_;
 
   // Replay the log after the snapshot.
   auto apply = [&](uint64_t sequence, uint8_t type, std::string_view payload) -> absl::Status {
@@ -236,6 +257,7 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
         store->records_[slot].resource_version = rv;
         store->records_[slot].flags &= ~kDeleted;
         store->rv_ = std::max(store->rv_, rv);
+        content_rv = std::max(content_rv, rv);
         return absl::OkStatus();
       }
       case LogRecordType::kDeleteNode: {
@@ -250,6 +272,7 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
           store->records_[slot].flags |= kDeleted;
         }
         store->rv_ = std::max(store->rv_, rv);
+        content_rv = std::max(content_rv, rv);
         return absl::OkStatus();
       }
       case LogRecordType::kTombstone: {
@@ -279,25 +302,34 @@ absl::Status StorePersistence::Recover(NodeStore* store) {
   };
   ReplayOptions replay_options;
   replay_options.truncate_at_corruption = options_.wal_truncate_at_corruption;
-  absl::StatusOr<ReplayResult> replayed =
-      ReplayWal(fs_, dir_->wal_dir(), replay_from, apply, replay_options);
+  replay_options.read_only = read_only;
+  absl::StatusOr<ReplayResult> replayed = ReplayResult{};
+  if (!read_only || fs_->FileExists(dir_->wal_dir())) {
+    replayed = ReplayWal(fs_, dir_->wal_dir(), replay_from, apply, replay_options);
+  }
   if (!replayed.ok()) return replayed.status();
+  recovery_.log_records_replayed = replayed->records_replayed;
+  recovery_.last_log_sequence = replayed->last_sequence;
+  recovery_.torn_tail_bytes = replayed->torn_tail_repaired ? replayed->bytes_discarded : 0;
+  recovery_.content_resource_version = content_rv;
 
   // Versions up to the reservation may have been seen by clients before a
   // crash took their log records: never hand them out again.
   store->rv_ = std::max(store->rv_, store->rv_reserved_);
   store->rv_reserved_ = store->rv_;
 
-  WalWriterOptions wal_options;
-  absl::StatusOr<std::unique_ptr<WalWriter>> wal =
-      WalWriter::Open(fs_, dir_->wal_dir(), replayed->next_sequence, wal_options);
-  if (!wal.ok()) return wal.status();
-  wal_ = std::move(*wal);
+  if (!read_only) {
+    WalWriterOptions wal_options;
+    absl::StatusOr<std::unique_ptr<WalWriter>> wal =
+        WalWriter::Open(fs_, dir_->wal_dir(), replayed->next_sequence, wal_options);
+    if (!wal.ok()) return wal.status();
+    wal_ = std::move(*wal);
+  }
 
-  KOLE_LOG(Info, "Store recovered", "dataDir", options_.data_dir, "snapshot",
-           loaded_from.empty() ? std::string("none") : loaded_from, "snapshotNodes", snapshot_nodes,
-           "logRecords", replayed->records_replayed, "resourceVersion", store->rv_, "seconds",
-           SecondsSince(start));
+  KOLE_LOG(Info, read_only ? "Store read (read-only)" : "Store recovered", "dataDir",
+           options_.data_dir, "snapshot", loaded_from.empty() ? std::string("none") : loaded_from,
+           "snapshotNodes", snapshot_nodes, "logRecords", replayed->records_replayed,
+           "resourceVersion", store->rv_, "seconds", SecondsSince(start));
   return absl::OkStatus();
 }
 
@@ -404,6 +436,7 @@ absl::Status StorePersistence::LoadSnapshot(NodeStore* store, const std::string&
 }
 
 absl::StatusOr<uint64_t> StorePersistence::Append(LogRecordType type, std::string_view payload) {
+  if (wal_ == nullptr) return ReadOnlyError();
   absl::StatusOr<uint64_t> sequence = wal_->Append(static_cast<uint8_t>(type), payload);
   if (sequence.ok()) log_bytes_since_snapshot_ += payload.size() + 16;
   return sequence;
@@ -454,20 +487,27 @@ absl::StatusOr<uint64_t> StorePersistence::LogReserve(uint64_t upto) {
 }
 
 absl::Status StorePersistence::WaitDurable(uint64_t token) {
-  if (token == 0) return absl::OkStatus();
+  if (token == 0 || wal_ == nullptr) return absl::OkStatus();
   return wal_->WaitDurable(token);
 }
 
-absl::Status StorePersistence::Sync() { return wal_->Sync(); }
+// A read-only store has nothing to sync.
+absl::Status StorePersistence::Sync() { return wal_ != nullptr ? wal_->Sync() : absl::OkStatus(); }
 
-absl::Status StorePersistence::health() const { return wal_->status(); }
+absl::Status StorePersistence::health() const {
+  return wal_ != nullptr ? wal_->status() : ReadOnlyError();
+}
 
-uint64_t StorePersistence::last_token() const { return wal_->last_sequence(); }
+uint64_t StorePersistence::last_token() const {
+  return wal_ != nullptr ? wal_->last_sequence() : 0;
+}
 
-uint64_t StorePersistence::durable_token() const { return wal_->durable_sequence(); }
+uint64_t StorePersistence::durable_token() const {
+  return wal_ != nullptr ? wal_->durable_sequence() : 0;
+}
 
 bool StorePersistence::SnapshotDue() const {
-  return log_bytes_since_snapshot_ >= options_.snapshot_after_log_bytes;
+  return wal_ != nullptr && log_bytes_since_snapshot_ >= options_.snapshot_after_log_bytes;
 }
 
 absl::Status StorePersistence::WriteSnapshot(NodeStore* store) {

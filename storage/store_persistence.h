@@ -36,12 +36,10 @@
 #include "storage/data_dir.h"
 #include "storage/file_system.h"
 #include "storage/node_record.h"
+#include "storage/node_store.h"
 #include "storage/wal_writer.h"
 
 namespace kole::storage {
-
-class NodeStore;
-struct StoreOptions;
 
 enum class LogRecordType : uint8_t {
   kBlob = 1,
@@ -55,7 +53,9 @@ class StorePersistence {
  public:
   // Locks the data directory and loads the newest valid snapshot and the log
   // after it into `store`, whose indexes the caller then rebuilds. Older
-  // snapshots are tried when the newest is corrupt.
+  // snapshots are tried when the newest is corrupt. With
+  // options.read_only, takes no lock, changes nothing on disk and opens no
+  // log writer: every Log*() call then fails with FailedPrecondition.
   static absl::StatusOr<std::unique_ptr<StorePersistence>> OpenAndRecover(
       const StoreOptions& options, NodeStore* store);
 
@@ -74,7 +74,9 @@ class StorePersistence {
   // Makes everything logged so far durable.
   absl::Status Sync();
   // The sticky log error, if any: once the disk failed, every write fails.
+  // FailedPrecondition for a read-only store.
   absl::Status health() const;
+  const RecoveryReport& recovery() const { return recovery_; }
 
   uint64_t last_token() const;
   uint64_t durable_token() const;
@@ -95,8 +97,9 @@ class StorePersistence {
   const StoreOptions& options_;
   FileSystem* fs_;
   std::unique_ptr<DataDir> dir_;
-  std::unique_ptr<WalWriter> wal_;
+  std::unique_ptr<WalWriter> wal_;         // Null when read-only.
   uint64_t log_bytes_since_snapshot_ = 0;  // Under NodeStore's writer lock.
+  RecoveryReport recovery_;                // Set by Recover(), then immutable.
 };
 
 }  // namespace kole::storage

@@ -255,6 +255,11 @@ class Replayer {
     uint64_t dropped = reader.file_size() - reader.good_offset();
     result_.torn_tail_repaired = true;
     result_.bytes_discarded += dropped;
+    if (options_.read_only) {
+      KOLE_VLOG(1, "WAL ends in a torn record; reading up to it", "path", reader.path(), "offset",
+                reader.good_offset(), "bytesIgnored", dropped, "reason", reader.bad_reason());
+      return absl::OkStatus();
+    }
     if (!reader.header_ok()) {
       KOLE_LOG(Warning, "Removed WAL segment with a torn header", "path", reader.path(), "bytes",
                reader.file_size(), "reason", reader.bad_reason());
@@ -271,7 +276,7 @@ class Replayer {
   absl::Status Corruption(size_t index, uint64_t offset, const std::string& reason,
                           uint64_t first_lost) {
     const WalSegment& segment = segments_[index];
-    if (!options_.truncate_at_corruption) {
+    if (!options_.truncate_at_corruption || options_.read_only) {
       return absl::DataLossError(fmt::format(
           "WAL segment {} is corrupt at offset {}: {}. Valid log data follows, so this is not a "
           "torn write at the end of the log; refusing to start. The log was not modified. To "

@@ -127,6 +127,12 @@ struct ReplayOptions {
   // are lost; only for an operator who has decided that losing them beats
   // not starting.
   bool truncate_at_corruption = false;
+  // Change nothing on disk: a torn tail ends the replay where recovery would
+  // cut it (it is counted in bytes_discarded, torn_tail_repaired is set) but
+  // the file is left as it is, and corruption is always refused
+  // (truncate_at_corruption is ignored). For reading a backup or a stopped
+  // server's directory without touching it.
+  bool read_only = false;
 };
 
 struct ReplayResult {
