@@ -1,4 +1,4 @@
-# KOLE's image: kole-apiserver, kole-agent and kole-edge-sim on Debian
+# KOLE's image: kole-apiserver, kole-admin, kole-agent and kole-edge-sim on Debian
 # bookworm-slim, running as the non-root user kole (65532).
 #
 #   make image                     # docker build -t kole:dev .
@@ -20,9 +20,9 @@ COPY . /src
 WORKDIR /src
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DKOLE_BUILD_TESTS=OFF -DKOLE_BUILD_BENCH=OFF \
- && cmake --build /build --target kole-apiserver kole-agent kole-edge-sim \
+ && cmake --build /build --target kole-apiserver kole-admin kole-agent kole-edge-sim \
  && mkdir -p /out \
- && for b in kole-apiserver kole-agent kole-edge-sim; do \
+ && for b in kole-apiserver kole-admin kole-agent kole-edge-sim; do \
       objcopy --strip-debug "/build/bin/$b" "/out/$b"; \
     done
 
@@ -37,7 +37,7 @@ RUN apt-get update \
  && bash /tmp/kole/image-layout.sh / \
  && rm -rf /tmp/kole
 
-COPY --from=build /out/kole-apiserver /out/kole-agent /out/kole-edge-sim /usr/bin/
+COPY --from=build /out/kole-apiserver /out/kole-admin /out/kole-agent /out/kole-edge-sim /usr/bin/
 
 USER 65532:65532
 WORKDIR /

@@ -198,6 +198,15 @@ if [ "$E2E_MODE" = local ]; then
       grep -E '^[EW][0-9]{4}')"
 fi
 
+# wait_for_aggregated_get SECONDS: until a get through the aggregator works.
+wait_for_aggregated_get() {
+  local deadline=$((SECONDS + $1))
+  until k get en --field-selector "metadata.name=$NODE" -o name >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.2
+  done
+}
+
 # --- Restart ------------------------------------------------------------------
 # While KOLE is down, discovery clients and namespace deletion wait, so the
 # time from a restart until kubectl works through the aggregator again is a
@@ -208,12 +217,38 @@ if [ "$E2E_MODE" = local ]; then
   kole_kill -KILL
   started=$(now)
   kole_launch
-  until k get en --field-selector "metadata.name=$NODE" -o name >/dev/null 2>&1; do
-    sleep 0.2
-    python3 -c "import sys; sys.exit(0 if $(now) - $started < 120 else 1)" || break
-  done
+  wait_for_aggregated_get 120
   figure e2e.restart_until_aggregated_get_seconds "$(elapsed "$started")" s
   check "after kill -9 the fleet is all there" "$before" "$(k get en --no-headers | wc -l)"
   check "labels written through the aggregator survived" "yes" \
     "$(k get en "$NODE" -o jsonpath='{.metadata.labels.e2e}')"
+fi
+
+# --- Backup and restore (docs/operations.md) --------------------------------
+# kole-admin from the image, in the server's pod with its data volume, backs
+# up the running server; a change made after the backup is gone once the
+# backup is restored into the stopped server's volume.
+
+
+if [ "$E2E_MODE" = local ]; then
+  backups="$WORK/backups"
+  mkdir -p "$backups"
+  chown "$(python3 -c 'import json, sys; p = json.load(open(sys.argv[1])); print("%d:%d" % (p["user"], p["group"]))' "$WORK/kole/pod.json")" "$backups"
+  k label en "$NODE" e2e-backup=before >/dev/null
+  before=$(k get en --no-headers | wc -l)
+  BACKUP=$(kole_exec --bind "$backups:/backups" -- /usr/bin/kole-admin backup --data-dir /var/lib/kole \
+    --to /backups/b1 2>&1)
+  contains "kole-admin backs up the running server" "backup complete" "$BACKUP"
+  k label en "$NODE" e2e-backup=after --overwrite >/dev/null
+  kole_kill -TERM
+  RESTORE=$(kole_exec --bind "$backups:/backups:ro" -- /usr/bin/kole-admin restore --from /backups/b1 \
+    --data-dir /var/lib/kole --force 2>&1)
+  contains "kole-admin restores into the stopped server's volume" "restore complete" "$RESTORE"
+  started=$(now)
+  kole_launch
+  wait_for_aggregated_get 120
+  figure e2e.restart_after_restore_seconds "$(elapsed "$started")" s
+  check "the restored store has the state of the backup" "before" \
+    "$(k get en "$NODE" -o jsonpath='{.metadata.labels.e2e-backup}')"
+  check "the restored store has the whole fleet" "$before" "$(k get en --no-headers | wc -l)"
 fi

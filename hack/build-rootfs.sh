@@ -5,7 +5,7 @@
 # kole, 65532) and the current binaries in /usr/bin. Prints the directory.
 #
 #   hack/build-rootfs.sh [BUILD_DIR]     BUILD_DIR defaults to build; its bin/
-#                                        holds kole-apiserver, kole-agent and
+#                                        holds kole-apiserver, kole-admin, kole-agent and
 #                                        kole-edge-sim
 #
 # The Debian part is cached under ${KOLE_CACHE:-$HOME/.cache/kole}/rootfs/<key>,
@@ -31,7 +31,7 @@ fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build_dir=${1:-build}
-binaries=(kole-apiserver kole-agent kole-edge-sim)
+binaries=(kole-apiserver kole-admin kole-agent kole-edge-sim)
 suite=bookworm
 mirror=http://deb.debian.org/debian
 

@@ -19,7 +19,8 @@ Usage:
       --rootfs DIR --runner PATH --apiserver-port PORT --cluster-ca FILE
   deployment_runner.py refresh-token --work DIR
 
-`prepare` writes DIR/launch.sh and DIR/pod.json (what was resolved);
+`prepare` writes DIR/launch.sh (the container), DIR/exec.sh (another command
+in the same pod, like kubectl exec) and DIR/pod.json (what was resolved);
 kubectl comes from $KUBECTL and $KUBECONFIG.
 """
 
@@ -189,13 +190,25 @@ def prepare(args):
         runner += ["--bind", bind]
     for name, value in sorted(env.items()):
         runner += ["--env", f"{name}={value}"]
-    runner += [args.rootfs, "--", *command]
 
     launch = os.path.join(work, "launch.sh")
     with open(launch, "w") as f:
         f.write("#!/bin/sh\n# Written by e2e/lib/deployment_runner.py from deployment/"
-                f"{args.deployment} in {namespace}.\nexec {shlex.join(runner)}\n")
+                f"{args.deployment} in {namespace}.\n"
+                f"exec {shlex.join([*runner, args.rootfs, '--', *command])}\n")
     os.chmod(launch, 0o755)
+
+    # exec.sh [RUNNER OPTIONS] -- COMMAND: another process in the pod's
+    # root, user, env and volumes, as `kubectl exec` would start one.
+    exec_path = os.path.join(work, "exec.sh")
+    with open(exec_path, "w") as f:
+        f.write("#!/usr/bin/env bash\n# Written by e2e/lib/deployment_runner.py: "
+                "exec.sh [--bind SRC:DST] -- COMMAND...\n"
+                "extra=()\n"
+                'while [ $# -gt 0 ] && [ "$1" != -- ]; do extra+=("$1"); shift; done\n'
+                "shift\n"
+                f'exec {shlex.join(runner)} "${{extra[@]}}" {shlex.quote(args.rootfs)} -- "$@"\n')
+    os.chmod(exec_path, 0o755)
     with open(os.path.join(work, "pod.json"), "w") as f:
         json.dump({"user": uid, "group": gid, "readOnlyRootFilesystem": read_only_root,
                    "binds": binds, "env": sorted(env), "command": command}, f, indent=1)

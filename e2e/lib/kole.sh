@@ -7,6 +7,7 @@
 #                                  filesystem, the APIService Available, and a
 #                                  simulated fleet of E2E_NODES nodes
 #   kole_launch / kole_kill SIG    (re)start or signal kole-apiserver
+#   kole_exec ... -- CMD           CMD in kole-apiserver's pod (kubectl exec)
 #   kole_metrics                   KOLE's /metrics, read on its own port
 #   kole_attach_cluster BUILD_DIR  the same against a cluster given by
 #                                  KUBECONFIG where the chart is installed
@@ -91,6 +92,9 @@ EOF
 kole_install_local() {
   local build_dir=$1
   kole_start_broker
+  # The image's root filesystem (cached; the first build takes a few minutes).
+  local rootfs
+  rootfs=$("$KOLE_ROOT/hack/build-rootfs.sh" "$build_dir") || return 1
 
   # The chart, as a user installs it, with the values that fit a control
   # plane without kubelets: an ExternalName Service to the local process.
@@ -113,8 +117,6 @@ kole_install_local() {
   fi
   figure e2e.helm_install_seconds "$(elapsed "$started")" s
 
-  local rootfs
-  rootfs=$("$KOLE_ROOT/hack/build-rootfs.sh" "$build_dir") || return 1
   mkdir -p "$WORK/kole"
   local deployment
   deployment=$("$KUBECTL" -n "$KOLE_NS" get deployment -l app.kubernetes.io/component=apiserver \
@@ -174,6 +176,10 @@ kole_launch() {
   setsid "$WORK/kole/launch.sh" >>"$WORK/kole/kole-apiserver.log" 2>&1 &
   KOLE_PID=$!
 }
+
+# kole_exec [--bind SRC:DST]... -- COMMAND...: a command in kole-apiserver's
+# pod (its root filesystem, user, env and volumes), as kubectl exec runs one.
+kole_exec() { "$WORK/kole/exec.sh" "$@"; }
 
 kole_kill() {
   [ -n "$KOLE_PID" ] || return 0
