@@ -212,6 +212,36 @@ wait_for_aggregated_get() {
 # time from a restart until kubectl works through the aggregator again is a
 # figure operators need (docs/operations.md).
 
+# While KOLE is down (docs/operations.md, "Availability model"): its
+# resources answer 503, the rest of the cluster works, and a namespace
+# deletion anywhere waits for KOLE, then completes by itself.
+if [ "$E2E_MODE" = local ]; then
+  kole_kill -TERM
+  contains "while KOLE is down its resources answer 503" \
+    "the server is currently unable to handle the request" "$(k get en 2>&1)"
+  check "while KOLE is down core resources answer" "namespace/default" "$(k get namespace default -o name 2>&1)"
+  k create namespace e2e-stall >/dev/null
+  k delete namespace e2e-stall --wait=false >/dev/null
+  sleep 10
+  check "while KOLE is down a namespace deletion waits" "Terminating" \
+    "$(k get namespace e2e-stall -o jsonpath='{.status.phase}' 2>&1)"
+  contains "the namespace says why" "NamespaceDeletionDiscoveryFailure" \
+    "$(k get namespace e2e-stall -o jsonpath='{.status.conditions[*].type}' 2>&1)"
+  started=$(now)
+  kole_launch
+  wait_for_aggregated_get 120
+  gone=no
+  for _ in $(seq 180); do
+    if ! k get namespace e2e-stall >/dev/null 2>&1; then
+      gone=yes
+      break
+    fi
+    sleep 1
+  done
+  check "once KOLE is back the namespace deletion completes" "yes" "$gone"
+  figure e2e.stalled_namespace_deletion_after_restart_seconds "$(elapsed "$started")" s
+fi
+
 if [ "$E2E_MODE" = local ]; then
   before=$(k get en --no-headers | wc -l)
   kole_kill -KILL

@@ -1,7 +1,7 @@
 // kole-admin: operations on a kole-apiserver's data directory. Backup (also
 // of a running server), restore, export as JSON lines, inspect. Logs go to
 // standard error in klog's format; results (summaries, exports, reports) to
-// standard output. See docs/operations-backup.md.
+// standard output. See docs/backup.md.
 
 #include <CLI/CLI.hpp>
 #include <chrono>
