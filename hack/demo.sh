@@ -83,7 +83,11 @@ echo "\$ kubectl get nodes.edge.kole.io --chunk-size=0 | head -11"
 "$KUBECTL" get nodes.edge.kole.io --chunk-size=0 | head -11
 echo
 echo "Nodes by status (kubectl get nodes.edge.kole.io --chunk-size=0):"
-"$KUBECTL" get nodes.edge.kole.io --chunk-size=0 --no-headers | awk '{ print $2 }' | sort | uniq -c
+started=$(now)
+"$KUBECTL" get nodes.edge.kole.io --chunk-size=0 --no-headers >"$WORK/nodes.txt"
+listed_in=$(elapsed "$started")
+awk '{ print $2 }' "$WORK/nodes.txt" | sort | uniq -c
+echo "($(wc -l <"$WORK/nodes.txt") nodes listed through kube-apiserver's aggregation layer in $listed_in s)"
 # The pinned kubectl and helm under their own names, for the commands below.
 mkdir -p "$WORK/bin"
 ln -s "$KUBECTL" "$WORK/bin/kubectl"
