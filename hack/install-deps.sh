@@ -14,7 +14,7 @@ packages=(
   libzstd-dev liblz4-dev zlib1g-dev libdeflate-dev
   libssl-dev libcpp-httplib-dev libpaho-mqtt-dev
   # Tests.
-  libgtest-dev libgmock-dev mosquitto mosquitto-clients openssl
+  libgtest-dev libgmock-dev mosquitto mosquitto-clients openssl curl python3
   # The image's root filesystem without Docker (hack/build-rootfs.sh).
   debootstrap
 )
