@@ -30,12 +30,6 @@ E2E_NODES=${E2E_NODES:-2000}
 WORK=$(mktemp -d /tmp/kole-e2e-XXXXXX)
 chmod 755 "$WORK"
 
-# figure NAME VALUE UNIT, as DESIGN §7 asks of every measured figure.
-figure() { echo "figure $1 $2 $3"; }
-# Seconds since the epoch with milliseconds.
-now() { date +%s.%N | cut -c1-14; }
-elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
-
 cleanup() {
   local rc=$?
   kole_stop_all

@@ -14,6 +14,17 @@ as() {
   "$KUBECTL" --kubeconfig "$WORK/cluster/$user.kubeconfig" --request-timeout=30s "$@"
 }
 
+# namespace_gone NAME SECONDS: prints yes once the namespace no longer
+# exists, no if it still does after SECONDS.
+namespace_gone() {
+  local deadline=$((SECONDS + $2))
+  while k get namespace "$1" >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && { echo no; return; }
+    sleep 1
+  done
+  echo yes
+}
+
 # --- The install itself --------------------------------------------------------
 
 # The plain manifests and the chart with its in-chart broker are accepted by
@@ -161,15 +172,7 @@ check "get pods --field-selector spec.nodeName" "probe" \
   "$(k get epod -n e2e-pods --field-selector "spec.nodeName=$NODE" -o name | sed 's|pod.edge.kole.io/||')"
 started=$(now)
 k delete namespace e2e-pods --wait=false >/dev/null
-gone=no
-for _ in $(seq 120); do
-  if ! k get namespace e2e-pods >/dev/null 2>&1; then
-    gone=yes
-    break
-  fi
-  sleep 1
-done
-check "deleting a namespace that holds KOLE pods completes" "yes" "$gone"
+check "deleting a namespace that holds KOLE pods completes" "yes" "$(namespace_gone e2e-pods 120)"
 figure e2e.namespace_deletion_seconds "$(elapsed "$started")" s
 check "its KOLE pods are gone" "" "$(k get epod -A --no-headers 2>/dev/null | grep e2e-pods)"
 
@@ -230,15 +233,7 @@ if [ "$E2E_MODE" = local ]; then
   started=$(now)
   kole_launch
   wait_for_aggregated_get 120
-  gone=no
-  for _ in $(seq 180); do
-    if ! k get namespace e2e-stall >/dev/null 2>&1; then
-      gone=yes
-      break
-    fi
-    sleep 1
-  done
-  check "once KOLE is back the namespace deletion completes" "yes" "$gone"
+  check "once KOLE is back the namespace deletion completes" "yes" "$(namespace_gone e2e-stall 180)"
   figure e2e.stalled_namespace_deletion_after_restart_seconds "$(elapsed "$started")" s
 fi
 

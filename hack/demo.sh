@@ -26,9 +26,7 @@ DEMO_SECONDS=${DEMO_SECONDS:-0}
 WORK=$(mktemp -d /tmp/kole-demo-XXXXXX)
 chmod 755 "$WORK"
 
-figure() { echo "figure ${1/#e2e./demo.} $2 $3"; }
-now() { date +%s.%N | cut -c1-14; }
-elapsed() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
+FIGURE_PREFIX=demo
 say() { echo "demo: $*"; }
 
 stopping=0

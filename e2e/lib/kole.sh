@@ -139,14 +139,7 @@ kole_install_local() {
   ) &
   KOLE_TOKEN_PID=$!
 
-  local available=""
-  for _ in $(seq 600); do
-    available=$("$KUBECTL" get apiservice v1alpha1.edge.kole.io \
-      -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)
-    [ "$available" = True ] && break
-    sleep 0.2
-  done
-  if [ "$available" != True ]; then
+  if ! kole_wait_available 120; then
     echo "e2e: the APIService did not become Available; kole-apiserver's log:" >&2
     tail -30 "$WORK/kole/kole-apiserver.log" >&2
     "$KUBECTL" get apiservice v1alpha1.edge.kole.io -o yaml >&2
@@ -168,6 +161,16 @@ kole_install_local() {
     --password-file "$WORK/mosquitto/device-password" --heartbeat-interval 5s \
     --progress-interval 10s --status-file "$WORK/sim.status" >"$WORK/sim.log" 2>&1 &
   KOLE_SIM_PID=$!
+}
+
+# kole_wait_available SECONDS: until the APIService reports Available.
+kole_wait_available() {
+  local deadline=$((SECONDS + $1))
+  until [ "$("$KUBECTL" get apiservice v1alpha1.edge.kole.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)" = True ]; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.2
+  done
 }
 
 # Starts kole-apiserver from the launcher deployment_runner.py wrote, in a
@@ -258,14 +261,7 @@ kole_attach_cluster() {
   KOLE_FORWARD_PID=$!
   sleep 2
 
-  local available=""
-  for _ in $(seq 600); do
-    available=$("$KUBECTL" get apiservice v1alpha1.edge.kole.io \
-      -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null)
-    [ "$available" = True ] && break
-    sleep 0.2
-  done
-  [ "$available" = True ] || { echo "e2e: the APIService is not Available" >&2; return 1; }
+  kole_wait_available 120 || { echo "e2e: the APIService is not Available" >&2; return 1; }
   KOLE_AVAILABLE_AT=$(now)
 
   # The simulator splits its fleet over connections by index; one process

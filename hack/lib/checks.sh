@@ -46,6 +46,20 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# figure NAME VALUE UNIT: a measured figure on a line of its own (DESIGN §7).
+# FIGURE_PREFIX, when set, replaces the first component of NAME (the demo
+# prints the e2e library's figures as demo.*).
+figure() {
+  local name=$1
+  [ -n "${FIGURE_PREFIX:-}" ] && name="$FIGURE_PREFIX.${name#*.}"
+  echo "figure $name $2 $3"
+}
+
+# Seconds since the epoch, with milliseconds; elapsed START prints the
+# seconds since START with two decimals.
+now() { date +%s.%N | cut -c1-14; }
+elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
+
 # Replaces ages in kubectl's tables with AGE and runs of spaces with two.
 ages() { sed -E 's/  +/  /g; s/ ([0-9]+[smhdy])+  / AGE  /g'; }
 
