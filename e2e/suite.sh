@@ -187,6 +187,8 @@ if [ "$E2E_MODE" = local ]; then
   [ "$wait_for" -gt 0 ] && sleep "$wait_for"
   METRICS=$(k get --raw /apis/edge.kole.io/v1alpha1 >/dev/null && kole_metrics)
   KCM_REQUESTS=$(grep '^kole_apiserver_requests_total' <<<"$METRICS" | grep 'kube-controller-manager')
+  echo "     kube-controller-manager's requests to KOLE, as KOLE counted them:"
+  sed 's/^/       /' <<<"$KCM_REQUESTS"
   lacks "kube-controller-manager never lists the fleet (no cluster-wide list)" \
     'verb="list",resource="nodes",scope="cluster"' "$KCM_REQUESTS"
   lacks "kube-controller-manager never lists pods across namespaces" \
