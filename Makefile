@@ -45,10 +45,10 @@ test:
 	@mkdir -p $(BUILD_DIR) && rm -f $(BUILD_DIR)/test-counts
 	@bash hack/stage.sh deps $(MAKE) --no-print-directory deps
 	@bash hack/stage.sh build $(MAKE) --no-print-directory build
+	@bash hack/stage.sh tools $(MAKE) --no-print-directory tools
 	@bash hack/stage.sh lint $(MAKE) --no-print-directory lint
 	@bash hack/stage.sh unit $(MAKE) --no-print-directory unit
 	@bash hack/stage.sh integration $(MAKE) --no-print-directory integration
-	@bash hack/stage.sh tools $(MAKE) --no-print-directory tools
 	@bash hack/stage.sh e2e $(MAKE) --no-print-directory e2e E2E_NODES=10000
 	@bash hack/stage.sh fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 	@bash hack/test-summary.sh $(BUILD_DIR)/ctest.log $(BUILD_DIR)/test-counts
