@@ -15,6 +15,8 @@ packages=(
   libssl-dev libcpp-httplib-dev libpaho-mqtt-dev
   # Tests.
   libgtest-dev libgmock-dev mosquitto mosquitto-clients openssl
+  # Benchmarks: the peer benchmark's plot (bench/peer/plot.py).
+  python3-matplotlib
 )
 
 missing=()
