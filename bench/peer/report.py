@@ -74,6 +74,22 @@ def main():
             lines.append(f"figure peer.ratio.{name}_{n} {ratio:.6g} x")
             verdict = "" if goal is None else ("met" if ratio >= goal else "not met")
             rows.append((label, n, ratio, f">= {goal}x" if goal else "", verdict))
+    # Memory per node between two sizes: the growth of the servers' resident
+    # sets from the smaller fleet to the larger, divided by the added nodes,
+    # which leaves out what both sides spend whatever the fleet (Go and C++
+    # runtimes, caches, buffers).
+    for small, large in zip(both, both[1:]):
+        def grown(names):
+            return sum(f.get(f"{m}_{large}", 0) - f.get(f"{m}_{small}", 0) for m in names)
+        u = grown(["peer.upstream.etcd_rss", "peer.upstream.kube_apiserver_rss"])
+        k = grown(["peer.kole.kole_apiserver_rss"])
+        added = large - small
+        lines.append(f"figure peer.upstream.marginal_bytes_per_node_{large} {u / added:.6g} B")
+        lines.append(f"figure peer.kole.marginal_bytes_per_node_{large} {k / added:.6g} B")
+        ratio = u / k if k > 0 else float("nan")
+        lines.append(f"figure peer.ratio.memory_per_added_node_{large} {ratio:.6g} x")
+        rows.append((f"memory per node added from {small}, upstream / KOLE", large, ratio,
+                     ">= 100x", "met" if ratio >= 100 else "not met"))
     with open(figures_path, "a") as out:
         for line in lines:
             print(line)
@@ -83,6 +99,21 @@ def main():
     print(f"{'ratio (above 1: KOLE better)':62} {'nodes':>8} {'ratio':>10}  goal")
     for label, n, ratio, goal, verdict in rows:
         print(f"{label:62} {n:>8} {ratio:>9.1f}x  {goal} {verdict}")
+
+    alone = [n for n in sizes(f, "peer.kole.bytes_per_node") if n not in both]
+    for n in alone:
+        print(f"\nKOLE alone at {n} nodes (no upstream run at this size):")
+        for name, unit, label in [
+            ("bytes_per_node", "B", "kole-apiserver resident bytes per node"),
+            ("mosquitto_bytes_per_node", "B", "mosquitto resident bytes per node"),
+            ("register_per_second", "nodes/s", "registration, durable and acknowledged"),
+            ("heartbeats_per_second", "heartbeats/s", "sustained heartbeats through mosquitto"),
+            ("list_seconds", "s", "kubectl get nodes.edge.kole.io through the aggregator"),
+            ("get_p99_ms", "ms", "GET p99 through the aggregator, heartbeats flowing"),
+        ]:
+            value = f.get(f"peer.kole.{name}_{n}")
+            if value is not None:
+                print(f"  {label:58} {value:>14,.1f} {unit}")
 
     plot(f, plot_path)
     print(f"\nplot: {plot_path}")

@@ -354,7 +354,7 @@ run_kole() {
 # rate asked for; when it could not, the simulator is the limit and the
 # rate applied is a lower bound of KOLE's.
 kole_ramp() {
-  local n=$1 best=0 best_cores=0 limited=0 rate
+  local n=$1 best=0 best_cores=0 limited=0 rate outcome="" applied sent shed cores
   for rate in $KOLE_RATES; do
     [ "$rate" -lt $((n / 10)) ] && continue
     local interval_ms=$((n * 1000 / rate))
@@ -406,6 +406,8 @@ EOF
       break
     fi
   done
+  # Every rate of the ramp held: KOLE's ceiling lies beyond it.
+  [ "$outcome" = pass ] && limited=1
   figure "peer.kole.heartbeats_per_second_$n" "$best" heartbeats/s
   figure "peer.kole.server_cores_at_sustained_$n" "$best_cores" cores
   # 1: the simulator or the ramp, not KOLE, ran out first; a lower bound.
