@@ -28,8 +28,10 @@ RATIOS = [
      "peer.kole.register_per_second", "peer.upstream.register_per_second", "larger", 50),
     ("heartbeat_rate", "sustained heartbeat rate, KOLE / upstream",
      "peer.kole.heartbeats_per_second", "peer.upstream.heartbeats_per_second", "larger", 50),
-    ("list_time", "kubectl get time, upstream / KOLE",
+    ("list_time", "kubectl get time (pages of 500), upstream / KOLE",
      "peer.kole.list_seconds", "peer.upstream.list_seconds", "smaller", None),
+    ("list_unpaged_time", "kubectl get --chunk-size=0 time, upstream / KOLE",
+     "peer.kole.list_unpaged_seconds", "peer.upstream.list_unpaged_seconds", "smaller", None),
     ("get_p99", "GET p99 under heartbeat load, upstream / KOLE (aggregated)",
      "peer.kole.get_p99_ms", "peer.upstream.get_p99_ms", "smaller", None),
 ]
@@ -132,6 +134,10 @@ def plot(f, path):
          "kubectl get nodes (kube-apiserver)", "o-", "tab:red"),
         (lst, sizes(f, "peer.kole.list_seconds"), "peer.kole.list_seconds",
          "kubectl get nodes.edge.kole.io (aggregated)", "s-", "tab:blue"),
+        (lst, sizes(f, "peer.upstream.list_unpaged_seconds"), "peer.upstream.list_unpaged_seconds",
+         "... --chunk-size=0 (kube-apiserver)", "o:", "tab:red"),
+        (lst, sizes(f, "peer.kole.list_unpaged_seconds"), "peer.kole.list_unpaged_seconds",
+         "... --chunk-size=0 (aggregated KOLE)", "s:", "tab:blue"),
     ]
     for ax, ns, name, label, style, color in series:
         points = [(n, f[f"{name}_{n}"]) for n in ns if f.get(f"{name}_{n}", 0) > 0]
