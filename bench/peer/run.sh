@@ -102,7 +102,8 @@ collect() {
 say() { echo "peer: $*" >&2; }
 now() { date +%s.%N; }
 since() { "$PYTHON" -c "print(f'{$(now) - $1:.3f}')"; }
-rss() { awk '/^VmRSS:/ { printf "%d\n", $2 * 1024 }' "/proc/$1/status"; }
+# (%.0f, not %d: mawk's %d stops at 2^31.)
+rss() { awk '/^VmRSS:/ { printf "%.0f\n", $2 * 1024 }' "/proc/$1/status"; }
 # CPU time of processes so far, in clock ticks (user + system).
 ticks() {
   local pid sum=0
@@ -196,10 +197,7 @@ run_upstream() {
   local steady_started
   steady_started=$(now)
   sleep $((STEADY_SECONDS / 3))
-  timed_list "peer.upstream.list_seconds_$n" "$n" "$CP_KUBECONFIG" nodes
-  timed_list "peer.upstream.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" nodes --chunk-size=0
-  end_steady "$steady_started"
-
+  # Memory in the steady state, before any full list (the headline figure).
   local etcd1 api1
   etcd1=$(rss "$CP_ETCD_PID")
   api1=$(rss "$CP_APISERVER_PID")
@@ -208,6 +206,17 @@ run_upstream() {
   figure "peer.upstream.etcd_bytes_per_node_$n" "$(per_node "$etcd1" "$etcd0" "$n")" B
   figure "peer.upstream.kube_apiserver_bytes_per_node_$n" "$(per_node "$api1" "$api0" "$n")" B
   figure "peer.upstream.bytes_per_node_$n" \
+    "$(per_node "$((etcd1 + api1))" "$((etcd0 + api0))" "$n")" B
+  timed_list "peer.upstream.list_seconds_$n" "$n" "$CP_KUBECONFIG" nodes
+  timed_list "peer.upstream.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" nodes --chunk-size=0
+  end_steady "$steady_started"
+
+  # And after the two lists, whose buffers the heaps may keep.
+  etcd1=$(rss "$CP_ETCD_PID")
+  api1=$(rss "$CP_APISERVER_PID")
+  figure "peer.upstream.etcd_rss_after_lists_$n" "$etcd1" B
+  figure "peer.upstream.kube_apiserver_rss_after_lists_$n" "$api1" B
+  figure "peer.upstream.bytes_per_node_after_lists_$n" \
     "$(per_node "$((etcd1 + api1))" "$((etcd0 + api0))" "$n")" B
   "$KUBECTL" --kubeconfig "$CP_KUBECONFIG" get node "$NODE0" -o json >"$OUT/upstream-node-$n.json"
 
@@ -358,13 +367,7 @@ run_kole() {
   local steady_started
   steady_started=$(now)
   sleep $((STEADY_SECONDS / 3))
-  timed_list "peer.kole.list_seconds_$n" "$n" "$CP_KUBECONFIG" nodes.edge.kole.io
-  timed_list "peer.kole.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" nodes.edge.kole.io \
-    --chunk-size=0
-  end_steady "$steady_started"
-  collect "${CLIENT_PIN[@]}" "$LOADGEN" get --kubeconfig "$dir/direct.kubeconfig" \
-    --figure-prefix peer.kole.direct_ --figure-suffix "_$n" --get-path "$path" --seconds 10
-
+  # Memory in the steady state, before any full list (the headline figure).
   local kole1 broker1
   kole1=$(rss "$KOLE_PID")
   broker1=$(rss "$BROKER_PID")
@@ -372,6 +375,17 @@ run_kole() {
   figure "peer.kole.mosquitto_rss_$n" "$broker1" B
   figure "peer.kole.bytes_per_node_$n" "$(per_node "$kole1" "$kole0" "$n")" B
   figure "peer.kole.mosquitto_bytes_per_node_$n" "$(per_node "$broker1" "$broker0" "$n")" B
+  timed_list "peer.kole.list_seconds_$n" "$n" "$CP_KUBECONFIG" nodes.edge.kole.io
+  timed_list "peer.kole.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" nodes.edge.kole.io \
+    --chunk-size=0
+  end_steady "$steady_started"
+  collect "${CLIENT_PIN[@]}" "$LOADGEN" get --kubeconfig "$dir/direct.kubeconfig" \
+    --figure-prefix peer.kole.direct_ --figure-suffix "_$n" --get-path "$path" --seconds 10
+
+  # And after the two lists, whose buffers the heap may keep.
+  kole1=$(rss "$KOLE_PID")
+  figure "peer.kole.kole_apiserver_rss_after_lists_$n" "$kole1" B
+  figure "peer.kole.bytes_per_node_after_lists_$n" "$(per_node "$kole1" "$kole0" "$n")" B
   "$KUBECTL" --kubeconfig "$CP_KUBECONFIG" get nodes.edge.kole.io "$NODE0" -o json \
     >"$OUT/kole-node-$n.json"
   stop_pid "$SIM_PID"
