@@ -24,6 +24,9 @@ RATIOS = [
      "peer.kole.bytes_per_node", "peer.upstream.bytes_per_node", "smaller", 100),
     ("memory_per_node_with_broker", "memory per node, upstream / (KOLE + mosquitto)",
      None, "peer.upstream.bytes_per_node", "smaller", None),
+    ("memory_per_node_after_lists", "memory per node after the full lists, upstream / KOLE",
+     "peer.kole.bytes_per_node_after_lists", "peer.upstream.bytes_per_node_after_lists",
+     "smaller", None),
     ("register_rate", "registration rate, KOLE / upstream",
      "peer.kole.register_per_second", "peer.upstream.register_per_second", "larger", 50),
     ("heartbeat_rate", "sustained heartbeat rate, KOLE / upstream",
@@ -100,7 +103,8 @@ def main():
     print()
     print(f"{'ratio (above 1: KOLE better)':62} {'nodes':>8} {'ratio':>10}  goal")
     for label, n, ratio, goal, verdict in rows:
-        print(f"{label:62} {n:>8} {ratio:>9.1f}x  {goal} {verdict}")
+        shown = f"{ratio:>9.1f}x" if ratio == ratio else f"{'n/a':>10}"
+        print(f"{label:62} {n:>8} {shown}  {goal} {verdict if ratio == ratio else ''}")
 
     alone = [n for n in sizes(f, "peer.kole.bytes_per_node") if n not in both]
     for n in alone:

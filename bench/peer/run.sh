@@ -157,14 +157,56 @@ timed_list() {
   figure "$name" "$seconds" s
 }
 
-# end_steady STARTED: lets the load started at STARTED run to STEADY_SECONDS,
-# then stops it (it reports on SIGTERM) and waits for its figures.
-end_steady() {
-  sleep "$("$PYTHON" -c "print(max(0, $STEADY_SECONDS - ($(now) - $1)))")"
+# steady_phase SIDE N RESOURCE MEMORY_FUNCTION LOAD_COMMAND...: the steady
+# state of one side. The load command (heartbeats at the kubelet rate with
+# GETs of one node, or GETs alone while the simulator heartbeats) runs in the
+# background; after a third of STEADY_SECONDS MEMORY_FUNCTION N records
+# memory before any full list (the headline figure); then two full `kubectl
+# get RESOURCE` through CP_KUBECONFIG: kubectl's default pages of 500 (which
+# its own client-side limit of 5 requests a second paces), then one
+# unpaginated request. The load runs on to STEADY_SECONDS at least, is
+# stopped (it reports on SIGTERM) and its figures kept.
+steady_phase() {
+  local side=$1 n=$2 resource=$3 memory=$4 started
+  shift 4
+  "$@" >"$WORK/steady.out" &
+  LOAD_PID=$!
+  started=$(now)
+  sleep $((STEADY_SECONDS / 3))
+  "$memory" "$n"
+  timed_list "peer.$side.list_seconds_$n" "$n" "$CP_KUBECONFIG" "$resource"
+  timed_list "peer.$side.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" "$resource" \
+    --chunk-size=0
+  sleep "$("$PYTHON" -c "print(max(0, $STEADY_SECONDS - ($(now) - $started)))")"
   kill -TERM "$LOAD_PID" 2>/dev/null
   wait "$LOAD_PID"
   LOAD_PID=
   tee -a "$FIGURES" <"$WORK/steady.out"
+}
+
+# upstream_memory N: etcd's and kube-apiserver's resident sets, each and
+# together per node, against ETCD0 and API0 taken before the fleet existed.
+upstream_memory() {
+  local n=$1 etcd api
+  etcd=$(rss "$CP_ETCD_PID")
+  api=$(rss "$CP_APISERVER_PID")
+  figure "peer.upstream.etcd_rss_$n" "$etcd" B
+  figure "peer.upstream.kube_apiserver_rss_$n" "$api" B
+  figure "peer.upstream.etcd_bytes_per_node_$n" "$(per_node "$etcd" "$ETCD0" "$n")" B
+  figure "peer.upstream.kube_apiserver_bytes_per_node_$n" "$(per_node "$api" "$API0" "$n")" B
+  figure "peer.upstream.bytes_per_node_$n" "$(per_node "$((etcd + api))" "$((ETCD0 + API0))" "$n")" B
+}
+
+# kole_memory N: kole-apiserver's and mosquitto's resident sets and their
+# growth per node, against KOLE0 and BROKER0 taken before the fleet existed.
+kole_memory() {
+  local n=$1 kole broker
+  kole=$(rss "$KOLE_PID")
+  broker=$(rss "$BROKER_PID")
+  figure "peer.kole.kole_apiserver_rss_$n" "$kole" B
+  figure "peer.kole.mosquitto_rss_$n" "$broker" B
+  figure "peer.kole.bytes_per_node_$n" "$(per_node "$kole" "$KOLE0" "$n")" B
+  figure "peer.kole.mosquitto_bytes_per_node_$n" "$(per_node "$broker" "$BROKER0" "$n")" B
 }
 
 # --- Upstream: etcd + kube-apiserver holding N Nodes and Leases ----------------
@@ -178,46 +220,28 @@ run_upstream() {
   "$SIM" "${SIM_FLEET[@]}" --nodes "$n" --print-registrations "$fleet" || return 1
   CP_SKIP_KCM=1 CP_CPUS=$SERVER_CPUS cp_start "$dir" "$TOOLS" || return 1
   sleep 5
-  local etcd0 api0
-  etcd0=$(rss "$CP_ETCD_PID")
-  api0=$(rss "$CP_APISERVER_PID")
+  ETCD0=$(rss "$CP_ETCD_PID")
+  API0=$(rss "$CP_APISERVER_PID")
   # kole-peer-load SUBCOMMAND "${load[@]}" ...: the kubelet-shaped load.
   local load=(--kubeconfig "$CP_KUBECONFIG" --figure-prefix peer.upstream. --figure-suffix "_$n"
     --server-pids "$CP_ETCD_PID,$CP_APISERVER_PID")
   collect "${CLIENT_PIN[@]}" "$LOADGEN" register "${load[@]}" --fleet "$fleet" || return 1
 
   # Steady state at the kubelet rate (one renewal per node every 10 s, one
-  # status patch per node every 5 min), a GET of one node 20 times a second,
-  # and in the middle two full `kubectl get nodes`: kubectl's default pages
-  # of 500 (which its own client-side limit of 5 requests a second paces),
-  # then one unpaginated request.
-  "${CLIENT_PIN[@]}" "$LOADGEN" load "${load[@]}" --rate $((n / 10)) --seconds 36000 \
-    --get-path "/api/v1/nodes/$NODE0" >"$WORK/steady.out" &
-  LOAD_PID=$!
-  local steady_started
-  steady_started=$(now)
-  sleep $((STEADY_SECONDS / 3))
-  # Memory in the steady state, before any full list (the headline figure).
-  local etcd1 api1
-  etcd1=$(rss "$CP_ETCD_PID")
-  api1=$(rss "$CP_APISERVER_PID")
-  figure "peer.upstream.etcd_rss_$n" "$etcd1" B
-  figure "peer.upstream.kube_apiserver_rss_$n" "$api1" B
-  figure "peer.upstream.etcd_bytes_per_node_$n" "$(per_node "$etcd1" "$etcd0" "$n")" B
-  figure "peer.upstream.kube_apiserver_bytes_per_node_$n" "$(per_node "$api1" "$api0" "$n")" B
-  figure "peer.upstream.bytes_per_node_$n" \
-    "$(per_node "$((etcd1 + api1))" "$((etcd0 + api0))" "$n")" B
-  timed_list "peer.upstream.list_seconds_$n" "$n" "$CP_KUBECONFIG" nodes
-  timed_list "peer.upstream.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" nodes --chunk-size=0
-  end_steady "$steady_started"
+  # status patch per node every 5 min) and a GET of one node 20 times a
+  # second, with the memory and the two full lists of steady_phase.
+  steady_phase upstream "$n" nodes upstream_memory \
+    "${CLIENT_PIN[@]}" "$LOADGEN" load "${load[@]}" --rate $((n / 10)) --seconds 36000 \
+    --get-path "/api/v1/nodes/$NODE0"
 
   # And after the two lists, whose buffers the heaps may keep.
+  local etcd1 api1
   etcd1=$(rss "$CP_ETCD_PID")
   api1=$(rss "$CP_APISERVER_PID")
   figure "peer.upstream.etcd_rss_after_lists_$n" "$etcd1" B
   figure "peer.upstream.kube_apiserver_rss_after_lists_$n" "$api1" B
   figure "peer.upstream.bytes_per_node_after_lists_$n" \
-    "$(per_node "$((etcd1 + api1))" "$((etcd0 + api0))" "$n")" B
+    "$(per_node "$((etcd1 + api1))" "$((ETCD0 + API0))" "$n")" B
   "$KUBECTL" --kubeconfig "$CP_KUBECONFIG" get node "$NODE0" -o json >"$OUT/upstream-node-$n.json"
 
   collect "${CLIENT_PIN[@]}" "$LOADGEN" ramp "${load[@]}" --rates "$UPSTREAM_RATES" \
@@ -284,6 +308,12 @@ EOF
   return 1
 }
 
+# kole_queue_depth: messages waiting in the bridge's queue.
+kole_queue_depth() {
+  curl -sf --cacert "$KOLE_CA" --cert "$CP_DIR/pki/admin.crt" --key "$CP_DIR/pki/admin.key" \
+    "https://127.0.0.1:$KOLE_PORT/metrics" | awk '$1 == "kole_bridge_queue_depth" { printf "%d\n", $2 }'
+}
+
 # kole_heartbeats: from kole-apiserver's /metrics, "HANDLED APPLIED SHED":
 # heartbeats the bridge handled (every outcome), those it applied (applied
 # or published), and device messages it shed because its queue was full.
@@ -348,44 +378,29 @@ run_kole() {
   cp_kubeconfig "$dir/direct.kubeconfig" "https://127.0.0.1:$KOLE_PORT" "$KOLE_CA" \
     "$CP_DIR/pki/admin.crt" "$CP_DIR/pki/admin.key"
   sleep 2
-  local kole0 broker0
-  kole0=$(rss "$KOLE_PID")
-  broker0=$(rss "$BROKER_PID")
+  KOLE0=$(rss "$KOLE_PID")
+  BROKER0=$(rss "$BROKER_PID")
 
   start_sim "$n" 10s 500ms || return 1
   local seconds=$SIM_REGISTER_SECONDS
   figure "peer.kole.register_seconds_$n" "$seconds" s
   figure "peer.kole.register_per_second_$n" "$("$PYTHON" -c "print(f'{$n / $seconds:.1f}')")" nodes/s
 
-  # Steady state at the kubelet rate (every node every 10 s), GETs of one
-  # node through the aggregator, the two full kubectl gets in the middle,
-  # then GETs straight to kole-apiserver.
+  # Steady state at the kubelet rate (every node every 10 s) with GETs of
+  # one node through the aggregator, and the memory and full lists of
+  # steady_phase; then GETs straight to kole-apiserver.
   local path="/apis/edge.kole.io/v1alpha1/nodes/$NODE0"
-  "${CLIENT_PIN[@]}" "$LOADGEN" get --kubeconfig "$CP_KUBECONFIG" --figure-prefix peer.kole. \
-    --figure-suffix "_$n" --get-path "$path" --seconds 36000 >"$WORK/steady.out" &
-  LOAD_PID=$!
-  local steady_started
-  steady_started=$(now)
-  sleep $((STEADY_SECONDS / 3))
-  # Memory in the steady state, before any full list (the headline figure).
-  local kole1 broker1
-  kole1=$(rss "$KOLE_PID")
-  broker1=$(rss "$BROKER_PID")
-  figure "peer.kole.kole_apiserver_rss_$n" "$kole1" B
-  figure "peer.kole.mosquitto_rss_$n" "$broker1" B
-  figure "peer.kole.bytes_per_node_$n" "$(per_node "$kole1" "$kole0" "$n")" B
-  figure "peer.kole.mosquitto_bytes_per_node_$n" "$(per_node "$broker1" "$broker0" "$n")" B
-  timed_list "peer.kole.list_seconds_$n" "$n" "$CP_KUBECONFIG" nodes.edge.kole.io
-  timed_list "peer.kole.list_unpaged_seconds_$n" "$n" "$CP_KUBECONFIG" nodes.edge.kole.io \
-    --chunk-size=0
-  end_steady "$steady_started"
+  steady_phase kole "$n" nodes.edge.kole.io kole_memory \
+    "${CLIENT_PIN[@]}" "$LOADGEN" get --kubeconfig "$CP_KUBECONFIG" --figure-prefix peer.kole. \
+    --figure-suffix "_$n" --get-path "$path" --seconds 36000
   collect "${CLIENT_PIN[@]}" "$LOADGEN" get --kubeconfig "$dir/direct.kubeconfig" \
     --figure-prefix peer.kole.direct_ --figure-suffix "_$n" --get-path "$path" --seconds 10
 
   # And after the two lists, whose buffers the heap may keep.
+  local kole1
   kole1=$(rss "$KOLE_PID")
   figure "peer.kole.kole_apiserver_rss_after_lists_$n" "$kole1" B
-  figure "peer.kole.bytes_per_node_after_lists_$n" "$(per_node "$kole1" "$kole0" "$n")" B
+  figure "peer.kole.bytes_per_node_after_lists_$n" "$(per_node "$kole1" "$KOLE0" "$n")" B
   "$KUBECTL" --kubeconfig "$CP_KUBECONFIG" get nodes.edge.kole.io "$NODE0" -o json \
     >"$OUT/kole-node-$n.json"
   stop_pid "$SIM_PID"
@@ -419,7 +434,16 @@ kole_ramp() {
     local before window_start window_end after t0 t1 started elapsed sent_total
     before=$(kole_heartbeats)
     start_sim "$n" "${interval_ms}ms" "${flush_ms}ms" || return 1
+    # Settle: one interval, so that every node beats at its own phase, and
+    # the bridge's queue drained of what piled up while the fleet
+    # re-registered (at 1M that backlog would otherwise count in the window).
     sleep "$("$PYTHON" -c "print(max(2, $interval_ms / 1000))")"
+    local drained=0
+    for _ in $(seq 300); do
+      [ "$(kole_queue_depth)" = 0 ] && drained=$((drained + 1)) || drained=0
+      [ "$drained" -ge 3 ] && break
+      sleep 0.2
+    done
     started=$(now)
     t0=$(ticks "$KOLE_PID" "$BROKER_PID")
     window_start=$(kole_heartbeats)

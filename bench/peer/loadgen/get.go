@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 
@@ -66,8 +65,7 @@ func (o *options) reportProbe(s summary) {
 // whose heartbeats arrive through MQTT).
 func runGet(ctx context.Context, args []string) error {
 	var o options
-	fs := flag.NewFlagSet("get", flag.ExitOnError)
-	o.register(fs)
+	fs := o.flags("get")
 	path := fs.String("get-path", "", "path to GET, e.g. /api/v1/nodes/NAME")
 	rate := fs.Float64("get-rate", 20, "GETs per second")
 	seconds := fs.Float64("seconds", 20, "how long to probe")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -225,8 +224,7 @@ func (w window) passes(maxP99 time.Duration) bool {
 // runLoad renews at one rate for a while, optionally timing GETs meanwhile.
 func runLoad(ctx context.Context, args []string) error {
 	var o options
-	fs := flag.NewFlagSet("load", flag.ExitOnError)
-	o.register(fs)
+	fs := o.flags("load")
 	rate := fs.Float64("rate", 1000, "lease renewals per second (a kubelet's: nodes / 10)")
 	seconds := fs.Float64("seconds", 30, "how long")
 	getPath := fs.String("get-path", "", "also GET this path meanwhile, e.g. /api/v1/nodes/NAME")
@@ -272,8 +270,7 @@ func runLoad(ctx context.Context, args []string) error {
 // passes) and reports the highest rate sustained.
 func runRamp(ctx context.Context, args []string) error {
 	var o options
-	fs := flag.NewFlagSet("ramp", flag.ExitOnError)
-	o.register(fs)
+	fs := o.flags("ramp")
 	ratesFlag := fs.String("rates", "250,500,1000,2000,4000,8000,16000", "renewal rates to try, ascending")
 	stepSeconds := fs.Float64("step-seconds", 10, "seconds per step")
 	maxP99 := fs.Duration("max-p99", time.Second, "a step whose renewal p99 exceeds this fails")

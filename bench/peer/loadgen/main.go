@@ -50,6 +50,13 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.serverPids, "server-pids", "", "comma-separated pids of the servers under test, whose CPU use load and ramp report")
 }
 
+// flags returns a subcommand's flag set with the shared flags registered.
+func (o *options) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	o.register(fs)
+	return fs
+}
+
 // figure prints one figure line; fmt's %g keeps six significant digits as
 // the C++ benchmarks' %.6g does.
 func (o *options) figure(name string, value float64, unit string) {

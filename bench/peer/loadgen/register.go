@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -138,8 +137,7 @@ func parallel(ctx context.Context, n, workers int, clients []*kubernetes.Clients
 // every node's Lease (a kubelet creates it right after registering).
 func runRegister(ctx context.Context, args []string) error {
 	var o options
-	fs := flag.NewFlagSet("register", flag.ExitOnError)
-	o.register(fs)
+	fs := o.flags("register")
 	fleetPath := fs.String("fleet", "", "output of kole-edge-sim --print-registrations")
 	fs.Parse(args)
 
