@@ -130,7 +130,7 @@ backup-integration: build
 fuzz: deps
 	@bash hack/run-fuzzers.sh $(FUZZ_SECONDS)
 
-bench: bench-store bench-bridge bench-api
+bench: bench-store bench-bridge bench-api bench-peer
 
 bench-store: build
 	$(BUILD_DIR)/bin/kole-bench-store --nodes $(KOLE_BENCH_NODES)
@@ -145,6 +145,15 @@ bench-bridge: build
 .PHONY: bench-api
 bench-api: build
 	$(BUILD_DIR)/bin/kole-bench-api --nodes $(KOLE_BENCH_NODES)
+
+# Side by side with upstream (bench/peer/README.md): the same seeded fleet as
+# real Nodes and Leases in kube-apiserver + etcd, and in KOLE through
+# mosquitto and the aggregation layer; ratio table, figures and docs/peer.png.
+# KOLE_PEER_SIZES are run on both sides, KOLE_BENCH_NODES by KOLE alone.
+KOLE_PEER_SIZES ?= 10000 50000
+.PHONY: bench-peer
+bench-peer: build
+	@KOLE_PEER_SIZES="$(KOLE_PEER_SIZES)" bash bench/peer/run.sh $(BUILD_DIR)
 
 # Local control plane, mosquitto, KOLE installed with its chart, DEMO_NODES
 # simulated nodes, then kubectl through the aggregation layer (hack/demo.sh).

@@ -464,38 +464,33 @@ void EdgeSimulator::ReleaseHeld(Connection& conn) {
   PublishRaw(conn, *conn.held_topic, conn.held_payload, conn.held_qos);
 }
 
-void EdgeSimulator::FillRegistration(Worker& worker, uint32_t i, protocol::Registration* r) {
-  const NodeState& state = states_[i];
-  NodeSpec& spec = worker.spec;
-  fleet_.FillNode(options_.first_index + i, state.boot, &spec);
+void FillSimulatedRegistration(const FleetGenerator& fleet, bool send_user_labels, uint64_t index,
+                               uint32_t boot, NodeSpec* spec, protocol::Registration* r) {
+  fleet.FillNode(index, boot, spec);
 
   // Swaps rather than copies: both sides keep their buffers for the next node.
-  r->node.swap(spec.name);
-  r->epoch = state.epoch;
-  r->sequence = state.sequence;
+  r->node.swap(spec->name);
   r->labels.clear();
-  for (auto& label : spec.labels) {
-    if (options_.send_user_labels || IsDeviceOwnedLabel(label.first)) {
-      r->labels.push_back(std::move(label));
-    }
+  for (auto& label : spec->labels) {
+    if (send_user_labels || IsDeviceOwnedLabel(label.first)) r->labels.push_back(std::move(label));
   }
-  r->capacity.swap(spec.capacity);
-  r->allocatable.swap(spec.allocatable);
-  r->addresses.resize(spec.addresses.size());
-  for (size_t a = 0; a < spec.addresses.size(); ++a) {
-    r->addresses[a].type.swap(spec.addresses[a].type);
-    r->addresses[a].address.swap(spec.addresses[a].address);
+  r->capacity.swap(spec->capacity);
+  r->allocatable.swap(spec->allocatable);
+  r->addresses.resize(spec->addresses.size());
+  for (size_t a = 0; a < spec->addresses.size(); ++a) {
+    r->addresses[a].type.swap(spec->addresses[a].type);
+    r->addresses[a].address.swap(spec->addresses[a].address);
   }
   protocol::NodeInfo& info = r->node_info;
-  info.machine_id.swap(spec.machine_id);
-  info.system_uuid.swap(spec.system_uuid);
-  info.boot_id.swap(spec.boot_id);
-  info.kernel_version.swap(spec.kernel_version);
-  info.os_image.swap(spec.os_image);
-  info.container_runtime_version.swap(spec.container_runtime_version);
-  info.agent_version.swap(spec.agent_version);
-  info.operating_system.swap(spec.operating_system);
-  info.architecture.swap(spec.architecture);
+  info.machine_id.swap(spec->machine_id);
+  info.system_uuid.swap(spec->system_uuid);
+  info.boot_id.swap(spec->boot_id);
+  info.kernel_version.swap(spec->kernel_version);
+  info.os_image.swap(spec->os_image);
+  info.container_runtime_version.swap(spec->container_runtime_version);
+  info.agent_version.swap(spec->agent_version);
+  info.operating_system.swap(spec->operating_system);
+  info.architecture.swap(spec->architecture);
   if (r->conditions.size() != 3) {
     r->conditions = {
         {"MemoryPressure", "False", "AgentHasSufficientMemory", "agent has sufficient memory"},
@@ -503,6 +498,14 @@ void EdgeSimulator::FillRegistration(Worker& worker, uint32_t i, protocol::Regis
         {"PIDPressure", "False", "AgentHasSufficientPID", "agent has sufficient PID"},
     };
   }
+}
+
+void EdgeSimulator::FillRegistration(Worker& worker, uint32_t i, protocol::Registration* r) {
+  const NodeState& state = states_[i];
+  FillSimulatedRegistration(fleet_, options_.send_user_labels, options_.first_index + i, state.boot,
+                            &worker.spec, r);
+  r->epoch = state.epoch;
+  r->sequence = state.sequence;
 }
 
 void EdgeSimulator::SendRegistrations(Worker& worker, Connection& conn, size_t from, size_t to) {

@@ -85,6 +85,16 @@ struct SimOptions {
 // Validates and completes the options (connections, batch, threads).
 absl::Status CompleteSimOptions(SimOptions* options);
 
+// The registration the simulator sends for fleet node `index` after its
+// `boot`-th restart: the generator's node with only device-owned labels
+// (every label with `send_user_labels`) and the three pressure conditions
+// an agent reports besides Ready. Epoch and sequence are left to the caller.
+// `spec` is scratch space; both it and *r keep their buffers between calls.
+// The peer benchmark (bench/peer/) creates the same nodes in kube-apiserver
+// from these registrations, so both systems hold identical objects.
+void FillSimulatedRegistration(const FleetGenerator& fleet, bool send_user_labels, uint64_t index,
+                               uint32_t boot, NodeSpec* spec, protocol::Registration* r);
+
 class EdgeSimulator {
  public:
   static absl::StatusOr<std::unique_ptr<EdgeSimulator>> Create(SimOptions options);

@@ -30,6 +30,43 @@ void WriteStatusFile(const std::string& path, const std::string& text) {
   std::rename(temporary.c_str(), path.c_str());
 }
 
+// --print-registrations: what every node would register, without a broker.
+int PrintRegistrations(SimOptions options, const std::string& path) {
+  absl::Status status = CompleteSimOptions(&options);
+  absl::StatusOr<FleetGenerator> fleet =
+      status.ok() ? FleetGenerator::Create(options.fleet) : absl::StatusOr<FleetGenerator>(status);
+  if (!fleet.ok()) {
+    std::fprintf(stderr, "kole-edge-sim: %s\n", std::string(fleet.status().message()).c_str());
+    return 2;
+  }
+  std::FILE* out = path == "-" ? stdout : std::fopen(path.c_str(), "w");
+  if (out == nullptr) {
+    std::fprintf(stderr, "kole-edge-sim: cannot write %s\n", path.c_str());
+    return 2;
+  }
+  NodeSpec spec;
+  protocol::RegisterMessage message;
+  message.nodes.resize(1);
+  std::string payload;
+  for (uint64_t i = options.first_index; i < options.first_index + options.nodes; ++i) {
+    protocol::Registration& r = message.nodes.front();
+    FillSimulatedRegistration(*fleet, options.send_user_labels, i, /*boot=*/0, &spec, &r);
+    r.epoch = options.epoch;
+    message.id = i;
+    payload.clear();
+    protocol::EncodeRegister(message, /*on_node_topic=*/true, payload);
+    payload += '\n';
+    std::fwrite(payload.data(), 1, payload.size(), out);
+  }
+  bool ok = std::fflush(out) == 0 && std::ferror(out) == 0;
+  if (out != stdout) ok = std::fclose(out) == 0 && ok;
+  if (!ok) {
+    std::fprintf(stderr, "kole-edge-sim: writing %s failed\n", path.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   SimOptions options;
   std::string heartbeat_interval = "10s";
@@ -150,6 +187,12 @@ int Main(int argc, char** argv) {
   app.add_option("--progress-interval", progress_interval,
                  "Progress line interval (default: 1s on a terminal, 10s otherwise)")
       ->group(run);
+  std::string print_registrations;
+  app.add_option("--print-registrations", print_registrations,
+                 "Write the registration of every node to this file (- for standard output), "
+                 "one JSON payload a line as a node connection publishes it, then exit; the peer "
+                 "benchmark creates the same nodes in kube-apiserver from them")
+      ->group(run);
   app.add_option("-v,--v", verbosity, "Log verbosity (klog levels)")->group(run);
   app.add_option("--vmodule", vmodule, "Per-file verbosity, e.g. edge_sim=4")->group(run);
   CLI11_PARSE(app, argc, argv);
@@ -189,6 +232,8 @@ int Main(int argc, char** argv) {
     }
     progress_every = *parsed;
   }
+
+  if (!print_registrations.empty()) return PrintRegistrations(options, print_registrations);
 
   // Signals are taken synchronously by this thread; every thread started
   // below inherits the blocked mask.

@@ -17,6 +17,8 @@ packages=(
   libgtest-dev libgmock-dev mosquitto mosquitto-clients openssl curl python3
   # The image's root filesystem without Docker (hack/build-rootfs.sh).
   debootstrap
+  # Benchmarks: the peer benchmark's plot (bench/peer/plot.py).
+  python3-matplotlib
 )
 
 missing=()

@@ -10,6 +10,12 @@
 #   cp_stop               stops whatever cp_start started (safe to call twice)
 #
 # Every process logs to DIR/<name>.log. Nothing listens beyond 127.0.0.1.
+#
+# Options, from the environment: CP_SKIP_KCM=1 starts no
+# kube-controller-manager (the peer benchmark measures etcd and
+# kube-apiserver alone); CP_CPUS=LIST runs etcd and kube-apiserver under
+# `taskset -c LIST`. After cp_start, CP_ETCD_PID and CP_APISERVER_PID name
+# those two processes.
 
 CP_PIDS=()
 
@@ -76,6 +82,8 @@ cp_start() {
   local dir=$1 bin=$2
   local pki="$dir/pki"
   mkdir -p "$pki" "$dir/etcd"
+  local pin=()
+  [ -n "${CP_CPUS:-}" ] && pin=(taskset -c "$CP_CPUS")
 
   # Certificates: the cluster CA (serving and client certificates), the
   # front-proxy CA the aggregator's client certificate comes from, and the
@@ -95,7 +103,7 @@ cp_start() {
   CP_ETCD_PORT=$(free_port)
   local peer_port
   peer_port=$(free_port)
-  "$bin/etcd" --name e2e --data-dir "$dir/etcd" \
+  "${pin[@]}" "$bin/etcd" --name e2e --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$CP_ETCD_PORT" \
     --advertise-client-urls "http://127.0.0.1:$CP_ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" \
@@ -103,6 +111,7 @@ cp_start() {
     --initial-cluster "e2e=http://127.0.0.1:$peer_port" \
     --listen-metrics-urls "" --log-level warn >"$dir/etcd.log" 2>&1 &
   CP_PIDS+=($!)
+  CP_ETCD_PID=$!
 
   # kube-apiserver with the aggregation layer: requestheader flags naming the
   # front-proxy CA and the proxy client certificate it presents to
@@ -110,7 +119,7 @@ cp_start() {
   # (no --enable-aggregator-routing), so an ExternalName Service works.
   CP_APISERVER_PORT=$(free_port)
   CP_SERVER="https://127.0.0.1:$CP_APISERVER_PORT"
-  "$bin/kube-apiserver" \
+  "${pin[@]}" "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$CP_ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
     --secure-port "$CP_APISERVER_PORT" \
@@ -132,6 +141,7 @@ cp_start() {
     --cert-dir "$dir/apiserver-certs" --profiling=false \
     >"$dir/kube-apiserver.log" 2>&1 &
   CP_PIDS+=($!)
+  CP_APISERVER_PID=$!
 
   CP_KUBECONFIG="$dir/admin.kubeconfig"
   cp_kubeconfig "$CP_KUBECONFIG" "$CP_SERVER" "$pki/ca.crt" "$pki/admin.crt" "$pki/admin.key"
@@ -140,6 +150,8 @@ cp_start() {
     tail -20 "$dir/kube-apiserver.log" >&2
     return 1
   fi
+  CP_DIR=$dir
+  [ "${CP_SKIP_KCM:-0}" = 1 ] && return 0
 
   # kube-controller-manager with every default controller: its namespace
   # controller and garbage collector are the clients of aggregated APIs
