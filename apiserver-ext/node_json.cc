@@ -22,29 +22,10 @@ namespace {
 void Quoted(std::string& out, std::string_view value) { AppendEscapedJsonString(value, out); }
 
 void PairsObject(std::string& out, const storage::StringPairs& pairs) {
-  out += '{';
-  bool first = true;
-  for (const auto& [k, v] : pairs) {
-    if (!first) out += ',';
-    first = false;
-    Quoted(out, k);
-    out += ':';
-    Quoted(out, v);
-  }
-  out += '}';
+  AppendJsonPairsObject(pairs, out);
 }
 
-void Time(std::string& out, int64_t unix_seconds) {
-  // A pre-registered node has not reported yet: zero times are null, as
-  // upstream renders an unset metav1.Time.
-  if (unix_seconds == 0) {
-    out += "null";
-    return;
-  }
-  out += '"';
-  out += FormatTimestamp(unix_seconds);
-  out += '"';
-}
+void Time(std::string& out, int64_t unix_seconds) { AppendTimeOrNull(unix_seconds, out); }
 
 void Condition(std::string& out, std::string_view type, storage::ConditionStatus status,
                std::string_view reason, std::string_view message, int64_t heartbeat,
@@ -72,7 +53,7 @@ void Metadata(std::string& out, const storage::Node& node) {
   out += R"(","resourceVersion":")";
   out += std::to_string(node.resource_version);
   out += R"(","creationTimestamp":")";
-  out += FormatTimestamp(node.creation_timestamp);
+  AppendTimestamp(node.creation_timestamp, out);
   out += '"';
   if (!node.labels.empty()) {
     out += R"(,"labels":)";
@@ -87,11 +68,14 @@ void Metadata(std::string& out, const storage::Node& node) {
 
 }  // namespace
 
-std::string FormatTimestamp(int64_t unix_seconds) {
-  // A node carries several timestamps (creation, heartbeat, transitions,
-  // last report) and a fleet's cluster around the same seconds
-  // (registration bursts, report periods): a small per-thread cache, one
-  // slot per second modulo its size, turns most of them into a copy.
+namespace {
+
+// A node carries several timestamps (creation, heartbeat, transitions, last
+// report) and a fleet's cluster around the same seconds (registration
+// bursts, report periods): a small per-thread cache, one slot per second
+// modulo its size, turns most of them into a copy. The reference is valid
+// until the thread's next call.
+const std::string& CachedTimestamp(int64_t unix_seconds) {
   struct Slot {
     int64_t seconds = INT64_MIN;
     std::string text;
@@ -108,6 +92,39 @@ std::string FormatTimestamp(int64_t unix_seconds) {
   slot.text.assign(buffer, n);
   slot.seconds = unix_seconds;
   return slot.text;
+}
+
+}  // namespace
+
+std::string FormatTimestamp(int64_t unix_seconds) { return CachedTimestamp(unix_seconds); }
+
+void AppendJsonPairsObject(const storage::StringPairs& pairs, std::string& out) {
+  out += '{';
+  bool first = true;
+  for (const auto& [k, v] : pairs) {
+    if (!first) out += ',';
+    first = false;
+    AppendEscapedJsonString(k, out);
+    out += ':';
+    AppendEscapedJsonString(v, out);
+  }
+  out += '}';
+}
+
+void AppendTimestamp(int64_t unix_seconds, std::string& out) {
+  out += CachedTimestamp(unix_seconds);
+}
+
+void AppendTimeOrNull(int64_t unix_seconds, std::string& out) {
+  // A pre-registered node has not reported yet: zero times are null, as
+  // upstream renders an unset metav1.Time.
+  if (unix_seconds == 0) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  out += CachedTimestamp(unix_seconds);
+  out += '"';
 }
 
 void AppendNodeJson(const storage::Node& node, std::string& out) {

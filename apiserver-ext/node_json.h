@@ -25,8 +25,15 @@ inline constexpr std::string_view kEdgeApiVersion = "edge.kole.io/v1alpha1";
 
 // "2026-12-04T13:31:05Z" for Unix seconds.
 std::string FormatTimestamp(int64_t unix_seconds);
-// The inverse; false for anything but that exact form.
+// The same, appended to `out`.
+void AppendTimestamp(int64_t unix_seconds, std::string& out);
+// A metav1.Time value: the quoted timestamp, or null for 0 (never set).
+void AppendTimeOrNull(int64_t unix_seconds, std::string& out);
+// The inverse of FormatTimestamp; false for anything but that exact form.
 bool ParseTimestamp(std::string_view text, int64_t* unix_seconds);
+
+// {"key":"value",...} of sorted pairs (labels, annotations, quantities).
+void AppendJsonPairsObject(const storage::StringPairs& pairs, std::string& out);
 
 // Appends one Node object.
 void AppendNodeJson(const storage::Node& node, std::string& out);

@@ -12,6 +12,7 @@
 #include "apiserver-ext/list_options.h"
 #include "apiserver-ext/negotiation.h"
 #include "apiserver-ext/node_json.h"
+#include "apiserver-ext/node_render.h"
 #include "apiserver-ext/resource_common.h"
 #include "apiserver-ext/table.h"
 #include "common/log.h"
@@ -48,6 +49,25 @@ void RenderObject(const Node& node, const Negotiated& n, IncludeObject include, 
       return;
     case Representation::kObject:
       AppendNodeJson(node, out);
+      return;
+  }
+}
+
+// RenderObject for a node of a list or of a watch's initial events.
+void RenderObject(NodeRenderer& renderer, const storage::NodeView& node, const Negotiated& n,
+                  IncludeObject include, int64_t now, bool table_columns, std::string& out) {
+  switch (n.representation) {
+    case Representation::kTable:
+      AppendNodeTableStart(n.table_version, table_columns, out);
+      renderer.AppendTableRow(node, now, include, out);
+      AppendTableEnd(node.resource_version(), "", out);
+      return;
+    case Representation::kPartialObjectMetadata:
+    case Representation::kPartialObjectMetadataList:
+      renderer.AppendMetadataJson(node, out);
+      return;
+    case Representation::kObject:
+      renderer.AppendJson(node, out);
       return;
   }
 }
@@ -231,33 +251,39 @@ HttpResponse NodesResource::List(const HttpRequest& request) {
       AppendNodeListStart(out);
     }
   };
-  auto item = [neg, include, now](const Node& node, std::string& out) {
+  // Items are rendered from the store's compact records (node_render.h).
+  auto item = [neg, include, now](NodeRenderer& renderer, const storage::NodeView& node,
+                                  std::string& out) {
     if (neg.representation == Representation::kTable) {
-      AppendNodeTableRow(node, now, include, out);
+      renderer.AppendTableRow(node, now, include, out);
     } else if (neg.representation == Representation::kPartialObjectMetadataList) {
-      AppendNodeMetadataJson(node, out);
+      renderer.AppendMetadataJson(node, out);
     } else {
-      AppendNodeJson(node, out);
+      renderer.AppendJson(node, out);
     }
   };
 
   if (q.limit > 0 && q.limit <= kMaxBufferedPage) {
-    absl::StatusOr<storage::ListResult> page = store_->List(options);
-    if (!page.ok()) {
-      if (absl::IsInvalidArgument(page.status())) {
-        return ErrorResponse(BadRequest(std::string(page.status().message())));
-      }
-      return ErrorResponse(FromStatus(page.status(), Subject("")));
-    }
     std::string body;
     start(body);
+    NodeRenderer renderer;
     bool first = true;
-    for (const Node& node : page->nodes) {
-      if (!first) body += ',';
-      first = false;
-      item(node, body);
+    storage::ListResult page;
+    absl::Status listed = store_->ListEachView(
+        options,
+        [&](const storage::NodeView& node) {
+          if (!first) body += ',';
+          first = false;
+          item(renderer, node, body);
+        },
+        &page);
+    if (!listed.ok()) {
+      if (absl::IsInvalidArgument(listed)) {
+        return ErrorResponse(BadRequest(std::string(listed.message())));
+      }
+      return ErrorResponse(FromStatus(listed, Subject("")));
     }
-    AppendListEnd(page->resource_version, page->continue_token, body);
+    AppendListEnd(page.resource_version, page.continue_token, body);
     HttpResponse r = JsonResponse(200, std::move(body));
     MaybeGzip(request, r);
     return r;
@@ -287,15 +313,16 @@ HttpResponse NodesResource::List(const HttpRequest& request) {
   r.stream = [store, options, start, item, gzip](ChunkSink& sink) {
     BodyWriter writer(&sink, gzip);
     start(writer.buffer());
+    NodeRenderer renderer;
     bool first = true;
     storage::ListResult result;
-    absl::Status listed = store->ListEach(
+    absl::Status listed = store->ListEachView(
         options,
-        [&](const Node& node) {
+        [&](const storage::NodeView& node) {
           if (!writer.ok()) return;
           if (!first) writer.buffer() += ',';
           first = false;
-          item(node, writer.buffer());
+          item(renderer, node, writer.buffer());
           writer.MaybeFlush();
         },
         &result);
@@ -366,6 +393,13 @@ HttpResponse NodesResource::Watch(const HttpRequest& request) {
       table_columns = false;
       writer.buffer() += "}\n";
     };
+    NodeRenderer renderer;
+    auto initial_event = [&](const storage::NodeView& node) {
+      writer.buffer() += EventJsonStart("ADDED");
+      RenderObject(renderer, node, neg, include, now_fn(), table_columns, writer.buffer());
+      table_columns = false;
+      writer.buffer() += "}\n";
+    };
     auto error_event = [&](const std::string& message) {
       ApiError e = Expired(message);
       writer.buffer() += EventJsonStart("ERROR");
@@ -380,11 +414,11 @@ HttpResponse NodesResource::Watch(const HttpRequest& request) {
       options.label_selector = labels;
       options.field_selector = fields;
       storage::ListResult result;
-      absl::Status listed = store->ListEach(
+      absl::Status listed = store->ListEachView(
           options,
-          [&](const Node& node) {
+          [&](const storage::NodeView& node) {
             if (!writer.ok()) return;
-            event("ADDED", node);
+            initial_event(node);
             writer.MaybeFlush();
           },
           &result);

@@ -72,41 +72,43 @@ std::string HumanDuration(int64_t s) {
   return fmt::format("{}y", hours / 24 / 365);
 }
 
-std::string NodeStatusCell(const storage::Node& node) {
-  std::string status;
-  switch (node.ready) {
-    case storage::ConditionStatus::kTrue:
-      status = "Ready";
-      break;
-    default:
-      // kubectl prints "Not<type>" for a Ready condition that is not True,
-      // Unknown included; every node served here has that condition.
-      status = "NotReady";
-      break;
-  }
-  if (node.unschedulable) status += ",SchedulingDisabled";
+std::string NodeStatusCell(storage::ConditionStatus ready, bool unschedulable) {
+  // kubectl prints "Not<type>" for a Ready condition that is not True,
+  // Unknown included; every node served here has that condition.
+  std::string status = ready == storage::ConditionStatus::kTrue ? "Ready" : "NotReady";
+  if (unschedulable) status += ",SchedulingDisabled";
   return status;
 }
 
-std::string NodeRolesCell(const storage::Node& node) {
+std::string NodeStatusCell(const storage::Node& node) {
+  return NodeStatusCell(node.ready, node.unschedulable);
+}
+
+void NodeRoles::Add(std::string_view key, std::string_view value) {
   constexpr std::string_view kRolePrefix = "node-role.kubernetes.io/";
-  std::vector<std::string> roles;
-  for (const auto& [key, value] : node.labels) {
-    if (key.size() > kRolePrefix.size() && key.compare(0, kRolePrefix.size(), kRolePrefix) == 0) {
-      roles.push_back(key.substr(kRolePrefix.size()));
-    } else if (key == "kubernetes.io/role" && !value.empty()) {
-      roles.push_back(value);
-    }
+  if (key.size() > kRolePrefix.size() && key.starts_with(kRolePrefix)) {
+    roles_.emplace_back(key.substr(kRolePrefix.size()));
+  } else if (key == "kubernetes.io/role" && !value.empty()) {
+    roles_.emplace_back(value);
   }
-  if (roles.empty()) return "<none>";
-  std::sort(roles.begin(), roles.end());
-  roles.erase(std::unique(roles.begin(), roles.end()), roles.end());
+}
+
+std::string NodeRoles::Cell() {
+  if (roles_.empty()) return "<none>";
+  std::sort(roles_.begin(), roles_.end());
+  roles_.erase(std::unique(roles_.begin(), roles_.end()), roles_.end());
   std::string out;
-  for (const std::string& r : roles) {
+  for (const std::string& r : roles_) {
     if (!out.empty()) out += ',';
     out += r;
   }
   return out;
+}
+
+std::string NodeRolesCell(const storage::Node& node) {
+  NodeRoles roles;
+  for (const auto& [key, value] : node.labels) roles.Add(key, value);
+  return roles.Cell();
 }
 
 void AppendNodeTableStart(std::string_view version, bool with_columns, std::string& out) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/node.h"
 
@@ -21,8 +22,20 @@ enum class IncludeObject { kMetadata, kObject, kNone };
 std::string HumanDuration(int64_t seconds);
 
 // STATUS and ROLES cells of `kubectl get nodes`.
+std::string NodeStatusCell(storage::ConditionStatus ready, bool unschedulable);
 std::string NodeStatusCell(const storage::Node& node);
 std::string NodeRolesCell(const storage::Node& node);
+
+// Collects the ROLES cell from a node's labels, given one at a time.
+class NodeRoles {
+ public:
+  void Add(std::string_view key, std::string_view value);
+  // "<none>", or the roles sorted, unique and joined by commas.
+  std::string Cell();
+
+ private:
+  std::vector<std::string> roles_;
+};
 
 // {"kind":"Table","apiVersion":"meta.k8s.io/<version>","metadata":{...},
 //  "columnDefinitions":[...],"rows":[  -- rows follow, separated by ','.

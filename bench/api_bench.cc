@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "apiserver-ext/node_json.h"
+#include "apiserver-ext/node_render.h"
 #include "apiserver-ext/server.h"
 #include "apiserver-ext/tls.h"
 #include "bench/bench_support.h"
@@ -319,13 +321,45 @@ int main(int argc, char** argv) {
     Figure("api.list_decode_render_seconds", Seconds(Clock::now() - start), "s");
     Figure("api.list_render_bytes_per_node", static_cast<double>(bytes + buffer.size()) / count,
            "B");
+
+    // What the API does: render straight from the compact records, as JSON
+    // and as the Table rows kubectl asks for.
+    for (bool table : {false, true}) {
+      apiserver::NodeRenderer renderer;
+      const int64_t now = std::time(nullptr);
+      buffer.clear();
+      bytes = 0;
+      start = Clock::now();
+      store
+          ->ListEachView(
+              {},
+              [&](const storage::NodeView& node) {
+                if (table) {
+                  renderer.AppendTableRow(node, now, apiserver::IncludeObject::kMetadata, buffer);
+                } else {
+                  renderer.AppendJson(node, buffer);
+                }
+                buffer += ',';
+                if (buffer.size() > (256 << 10)) {
+                  bytes += buffer.size();
+                  buffer.clear();
+                }
+              },
+              &result)
+          .IgnoreError();
+      std::string name = table ? "api.list_view_render_table" : "api.list_view_render";
+      Figure(name + "_seconds", Seconds(Clock::now() - start), "s");
+      Figure(name + "_bytes_per_node", static_cast<double>(bytes + buffer.size()) / count, "B");
+    }
   }
 
-  // One full list, plain and gzipped (kubectl always asks for gzip).
-  for (bool gzip : {false, true}) {
+  // One full list, plain and gzipped (kubectl always asks for gzip), and
+  // the gzipped Table that `kubectl get --chunk-size=0` asks for.
+  for (auto [gzip, table] : {std::pair{false, false}, {true, false}, {true, true}}) {
     auto c = Client(pki, port, 600);
     httplib::Headers headers;
     if (gzip) headers.emplace("Accept-Encoding", "gzip");
+    if (table) headers.emplace("Accept", kTableAccept);
     size_t bytes = 0;
     auto start = Clock::now();
     auto res = c->Get("/apis/edge.kole.io/v1alpha1/nodes", headers, [&](const char*, size_t n) {
@@ -334,7 +368,7 @@ int main(int argc, char** argv) {
     });
     double took = Seconds(Clock::now() - start);
     if (!res || res->status != 200) Note("full list failed");
-    std::string suffix = gzip ? "_gzip" : "";
+    std::string suffix = std::string(table ? "_table" : "") + (gzip ? "_gzip" : "");
     Figure("api.full_list" + suffix + "_seconds", took, "s");
     Figure("api.full_list" + suffix + "_bytes", static_cast<double>(bytes), "B");
   }

@@ -5,10 +5,10 @@
 #include <charconv>
 #include <cstring>
 
+#include "storage/node_view.h"
+
 namespace kole::storage {
 namespace {
-
-constexpr std::string_view kHostnameLabelKey = "kubernetes.io/hostname";
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -46,16 +46,9 @@ bool ParseHex16(std::string_view text, bool uuid, uint8_t out[16], bool* upper) 
   return true;
 }
 
-std::string FormatHex16(const uint8_t bytes[16], bool uuid, bool upper) {
-  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (uuid && (i == 4 || i == 6 || i == 8 || i == 10)) out += '-';
-    out += digits[bytes[i] >> 4];
-    out += digits[bytes[i] & 0xF];
-  }
-  return out;
+std::string FormatIpv4String(uint32_t ip) {
+  char buffer[16];
+  return std::string(buffer, FormatIpv4(ip, buffer));
 }
 
 bool ParseIpv4(std::string_view text, uint32_t* out) {
@@ -71,31 +64,11 @@ bool ParseIpv4(std::string_view text, uint32_t* out) {
   return *out != 0;
 }
 
-std::string FormatIpv4(uint32_t ip) {
-  return std::to_string(ip >> 24) + '.' + std::to_string((ip >> 16) & 0xFF) + '.' +
-         std::to_string((ip >> 8) & 0xFF) + '.' + std::to_string(ip & 0xFF);
-}
-
 void AppendPairsTo(std::string& blob, const StringPairs& pairs) {
   for (const auto& [key, value] : pairs) {
     AppendBlobString(blob, key);
     AppendBlobString(blob, value);
   }
-}
-
-StringPairs ReadPairs(std::string_view& in, size_t limit = SIZE_MAX) {
-  StringPairs pairs;
-  std::string_view key, value;
-  while (pairs.size() < limit && ReadBlobString(in, &key) && ReadBlobString(in, &value)) {
-    pairs.emplace_back(std::string(key), std::string(value));
-  }
-  return pairs;
-}
-
-ConditionStatus ParseConditionStatus(std::string_view text) {
-  if (text == "True") return ConditionStatus::kTrue;
-  if (text == "False") return ConditionStatus::kFalse;
-  return ConditionStatus::kUnknown;
 }
 
 // splitmix64's finalizer: a bijection of 64-bit words.
@@ -119,6 +92,41 @@ uint64_t Unmix(uint64_t x) {
 }
 
 }  // namespace
+
+size_t FormatHex16(const uint8_t bytes[16], bool uuid, bool upper, char* out) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  size_t n = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (uuid && (i == 4 || i == 6 || i == 8 || i == 10)) out[n++] = '-';
+    out[n++] = digits[bytes[i] >> 4];
+    out[n++] = digits[bytes[i] & 0xF];
+  }
+  return n;
+}
+
+size_t FormatIpv4(uint32_t ip, char* out) {
+  char* end = out;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    end = std::to_chars(end, out + 15, (ip >> shift) & 0xFF).ptr;
+    if (shift != 0) *end++ = '.';
+  }
+  return static_cast<size_t>(end - out);
+}
+
+StringPairs ReadPairs(std::string_view& in, size_t limit) {
+  StringPairs pairs;
+  std::string_view key, value;
+  while (pairs.size() < limit && ReadBlobString(in, &key) && ReadBlobString(in, &value)) {
+    pairs.emplace_back(std::string(key), std::string(value));
+  }
+  return pairs;
+}
+
+ConditionStatus ParseConditionStatus(std::string_view text) {
+  if (text == "True") return ConditionStatus::kTrue;
+  if (text == "False") return ConditionStatus::kFalse;
+  return ConditionStatus::kUnknown;
+}
 
 UidKey UidKey::Random() {
   Uid a = Uid::Random();
@@ -213,6 +221,14 @@ uint32_t NodeCodec::InternLabels(const StringPairs& labels, std::string_view nam
 
 void NodeCodec::ForEachLabel(
     const NodeRecord& r, absl::FunctionRef<bool(std::string_view, std::string_view)> visit) const {
+  ForEachLabelPair(
+      r, [&](uint32_t, std::string_view key, std::string_view value) { return visit(key, value); });
+}
+
+void NodeCodec::ForEachLabelPair(
+    const NodeRecord& r,
+    absl::FunctionRef<bool(uint32_t id, std::string_view key, std::string_view value)> visit)
+    const {
   std::string_view ids = pool_->Get(r.labels);
   bool hostname_pending = (r.flags & kHostnameLabel) != 0;
   for (size_t at = 0; at + sizeof(uint32_t) <= ids.size(); at += sizeof(uint32_t)) {
@@ -223,11 +239,11 @@ void NodeCodec::ForEachLabel(
     if (!ReadBlobString(pair, &key) || !ReadBlobString(pair, &value)) continue;
     if (hostname_pending && key > kHostnameLabelKey) {
       hostname_pending = false;
-      if (!visit(kHostnameLabelKey, Name(r))) return;
+      if (!visit(BlobPool::kNone, kHostnameLabelKey, Name(r))) return;
     }
-    if (!visit(key, value)) return;
+    if (!visit(id, key, value)) return;
   }
-  if (hostname_pending) visit(kHostnameLabelKey, Name(r));
+  if (hostname_pending) visit(BlobPool::kNone, kHostnameLabelKey, Name(r));
 }
 
 std::optional<std::string_view> NodeCodec::LabelValue(const NodeRecord& r,
@@ -340,7 +356,7 @@ NodeRecord NodeCodec::Encode(const Node& node, std::vector<uint32_t>* new_blobs)
   const auto& addresses = node.addresses;
   uint32_t ip = 0;
   if (!addresses.empty() && addresses.size() <= 2 && addresses[0].type == "InternalIP" &&
-      ParseIpv4(addresses[0].address, &ip) && FormatIpv4(ip) == addresses[0].address &&
+      ParseIpv4(addresses[0].address, &ip) && FormatIpv4String(ip) == addresses[0].address &&
       (addresses.size() == 1 ||
        (addresses[1].type == "Hostname" && addresses[1].address == node.name))) {
     r.flags |= kFastAddresses;
@@ -439,89 +455,6 @@ void NodeCodec::SetReady(NodeRecord& r, ConditionStatus ready, std::string_view 
   r.profile = InternProfile(profile, new_blobs);
 }
 
-Node NodeCodec::Decode(const NodeRecord& r) const {
-  Node node;
-  node.name = std::string(Name(r));
-  node.uid = uid_key_.FromVersion(r.created_rv);
-  node.resource_version = r.resource_version;
-  node.creation_timestamp = r.created_s;
-  node.labels = DecodeLabels(r);
-  NodeProfile profile = Profile(r);
-  std::string_view in = pool_->Get(profile.annotations);
-  node.annotations = ReadPairs(in);
-  node.unschedulable = (r.flags & kUnschedulable) != 0;
-
-  in = pool_->Get(profile.taints);
-  std::string_view key, value, effect;
-  while (ReadBlobString(in, &key) && ReadBlobString(in, &value) && ReadBlobString(in, &effect)) {
-    node.taints.push_back({std::string(key), std::string(value), std::string(effect)});
-  }
-
-  in = pool_->Get(profile.node_info);
-  std::string* info_fields[] = {&node.node_info.kernel_version,
-                                &node.node_info.os_image,
-                                &node.node_info.container_runtime_version,
-                                &node.node_info.kubelet_version,
-                                &node.node_info.kube_proxy_version,
-                                &node.node_info.operating_system,
-                                &node.node_info.architecture};
-  for (std::string* field : info_fields) {
-    if (ReadBlobString(in, &value)) *field = std::string(value);
-  }
-
-  in = pool_->Get(profile.resources);
-  size_t capacity_count = 0;
-  if (ReadBlobString(in, &value)) {
-    std::from_chars(value.data(), value.data() + value.size(), capacity_count);
-  }
-  node.capacity = ReadPairs(in, capacity_count);
-  node.allocatable = ReadPairs(in);
-
-  in = pool_->Get(profile.conditions);
-  if (ReadBlobString(in, &value)) node.ready_reason = std::string(value);
-  if (ReadBlobString(in, &value)) node.ready_message = std::string(value);
-  std::string_view type, status, reason, message;
-  while (ReadBlobString(in, &type) && ReadBlobString(in, &status) && ReadBlobString(in, &reason) &&
-         ReadBlobString(in, &message)) {
-    node.conditions.push_back({std::string(type), ParseConditionStatus(status), std::string(reason),
-                               std::string(message)});
-  }
-  node.ready = static_cast<ConditionStatus>(r.ready);
-  node.ready_transition_time = r.ready_transition_s;
-  node.conditions_transition_time = r.conditions_transition_s;
-  node.last_heartbeat_time = r.heartbeat_published_s;
-
-  node.edge.connected = (r.flags & kConnected) != 0;
-  node.edge.epoch = r.epoch;
-  node.edge.sequence = r.published_sequence;
-  node.edge.last_report_time = r.heartbeat_published_s;
-  node.edge.gateway = std::string(pool_->Get(profile.gateway));
-
-  std::string_view extra = pool_->Get(r.extra);
-  std::string_view machine_id, system_uuid, boot_id;
-  if (r.extra != BlobPool::kNone) {
-    ReadBlobString(extra, &machine_id);
-    ReadBlobString(extra, &system_uuid);
-    ReadBlobString(extra, &boot_id);
-  }
-  node.node_info.machine_id =
-      (r.flags & kMachineIdHex) ? FormatHex16(r.machine_id, false, false) : std::string(machine_id);
-  node.node_info.system_uuid = (r.flags & kSystemUuidBytes)
-                                   ? FormatHex16(r.system_uuid, true, r.flags & kSystemUuidUpper)
-                                   : std::string(system_uuid);
-  node.node_info.boot_id =
-      (r.flags & kBootIdBytes) ? FormatHex16(r.boot_id, true, false) : std::string(boot_id);
-
-  if (r.flags & kFastAddresses) {
-    node.addresses.push_back({"InternalIP", FormatIpv4(r.ipv4)});
-    if (r.flags & kHostnameAddress) node.addresses.push_back({"Hostname", node.name});
-  } else {
-    std::string_view address;
-    while (ReadBlobString(extra, &type) && ReadBlobString(extra, &address)) {
-      node.addresses.push_back({std::string(type), std::string(address)});
-    }
-  }
-  return node;
-}
+Node NodeCodec::Decode(const NodeRecord& r) const { return NodeView(*this, r).ToNode(); }
 
 }  // namespace kole::storage

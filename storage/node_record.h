@@ -19,6 +19,7 @@
 
 #include <absl/functional/function_ref.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -87,6 +88,15 @@ bool SameVisibleContent(const NodeRecord& a, const NodeRecord& b);
 // Blob encoding: a sequence of varint-length-prefixed strings.
 void AppendBlobString(std::string& out, std::string_view value);
 bool ReadBlobString(std::string_view& in, std::string_view* value);
+// Up to `limit` key/value pairs from a blob, consumed from `in`.
+StringPairs ReadPairs(std::string_view& in, size_t limit = SIZE_MAX);
+ConditionStatus ParseConditionStatus(std::string_view text);
+
+// The raw per-node values in their text form, written to `out`; each returns
+// the length written. 16 bytes as 32 hex digits, or as a UUID (36 chars).
+size_t FormatHex16(const uint8_t bytes[16], bool uuid, bool upper, char* out);
+// Dotted quad, at most 15 chars.
+size_t FormatIpv4(uint32_t ip, char* out);
 
 // Turns creation versions into UIDs and back. The key makes UIDs of two
 // stores differ; a store keeps its key for life (in its data directory).
@@ -128,6 +138,7 @@ class NodeCodec {
       : pool_(pool), names_(names), uid_key_(uid_key) {}
 
   const UidKey& uid_key() const { return uid_key_; }
+  const BlobPool& pool() const { return *pool_; }
   void set_uid_key(UidKey key) { uid_key_ = key; }
 
   NodeRecord Encode(const Node& node, std::vector<uint32_t>* new_blobs) const;
@@ -145,6 +156,12 @@ class NodeCodec {
   void ForEachLabel(
       const NodeRecord& record,
       absl::FunctionRef<bool(std::string_view key, std::string_view value)> visit) const;
+  // The same, with the interned id of each key=value pair; the hostname
+  // label kept as a flag (equal to the name) comes with BlobPool::kNone.
+  void ForEachLabelPair(
+      const NodeRecord& record,
+      absl::FunctionRef<bool(uint32_t id, std::string_view key, std::string_view value)> visit)
+      const;
   std::optional<std::string_view> LabelValue(const NodeRecord& record, std::string_view key) const;
   std::string_view Gateway(const NodeRecord& record) const;
   NodeProfile Profile(const NodeRecord& record) const;

@@ -66,6 +66,7 @@
 #include "storage/label_selector.h"
 #include "storage/node.h"
 #include "storage/node_record.h"
+#include "storage/node_view.h"
 
 namespace kole::storage {
 
@@ -284,6 +285,11 @@ class NodeStore {
   // continue token; its `nodes` are left alone.
   absl::Status ListEach(const ListOptions& options, absl::FunctionRef<void(const Node&)> visit,
                         ListResult* result) const;
+  // The same list again, each node as a view of its compact form
+  // (node_view.h), for renderers of large lists: nothing is expanded.
+  absl::Status ListEachView(const ListOptions& options,
+                            absl::FunctionRef<void(const NodeView&)> visit,
+                            ListResult* result) const;
 
   // Watches changes after version `from_rv`: 0 means from now. OutOfRange
   // when `from_rv` is older than the change log holds.

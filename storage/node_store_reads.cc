@@ -116,6 +116,13 @@ absl::StatusOr<ListResult> NodeStore::List(const ListOptions& options) const {
 absl::Status NodeStore::ListEach(const ListOptions& options,
                                  absl::FunctionRef<void(const Node&)> visit,
                                  ListResult* result) const {
+  return ListEachView(
+      options, [&](const NodeView& node) { visit(node.ToNode()); }, result);
+}
+
+absl::Status NodeStore::ListEachView(const ListOptions& options,
+                                     absl::FunctionRef<void(const NodeView&)> visit,
+                                     ListResult* result) const {
   absl::Status supported =
       options.field_selector.CheckSupported({"metadata.name", "spec.unschedulable"});
   if (!supported.ok()) return supported;
@@ -192,8 +199,8 @@ absl::Status NodeStore::ListEach(const ListOptions& options,
       }
     }
 
-    // Decode outside the lock: the arena and the blob pool are append-only.
-    for (const NodeRecord& record : batch) visit(codec_.Decode(record));
+    // Read outside the lock: the arena and the blob pool are append-only.
+    for (const NodeRecord& record : batch) visit(NodeView(codec_, record));
     emitted += batch.size();
     if (options.limit != 0 && emitted >= options.limit) break;
   }
