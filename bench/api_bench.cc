@@ -134,7 +134,9 @@ int main(int argc, char** argv) {
   if (!fleet.ok()) return 1;
   edge::NodeSpec spec;
   std::vector<std::string> names;
+  std::vector<uint32_t> epochs;
   names.reserve(nodes);
+  epochs.reserve(nodes);
   for (uint64_t i = 0; i < nodes; ++i) {
     fleet->FillNode(i, 0, &spec);
     auto registered = store->Register(ToNode(spec));
@@ -143,6 +145,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     names.push_back(spec.name);
+    epochs.push_back(registered->epoch);
   }
   Figure("api.nodes", static_cast<double>(nodes), "nodes");
   auto pods = std::move(*storage::PodStore::Open({}));
@@ -165,38 +168,68 @@ int main(int argc, char** argv) {
   if (!server->Start().ok()) return 1;
   int port = server->port();
 
-  // Heartbeats flow during every phase, as the bridge would apply them.
+  // Heartbeats flow during every phase, as the bridge would apply them, at
+  // the rate asked for. A thread that fell more than a second behind (the
+  // two cores busy with a phase's clients) drops the deficit rather than
+  // bursting into the next phase; each phase reports the rate it really had.
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> beats_applied{0};
+  std::atomic<uint64_t> beats_refused{0};
   std::thread heartbeats([&] {
     constexpr size_t kBatch = 512;
     std::vector<storage::Heartbeat> batch(kBatch);
     std::vector<storage::HeartbeatOutcome> outcomes(kBatch);
     uint32_t sequence = 1;
     uint64_t next = 0;
-    auto start = Clock::now();
+    auto window_start = Clock::now();
+    uint64_t window_beats = 0;
     while (!stop.load()) {
       for (size_t j = 0; j < kBatch; ++j) {
-        batch[j] = {names[(next + j) % names.size()], 1, sequence};
+        // A batch that wraps around the fleet starts the next round there.
+        size_t i = (next + j) % names.size();
+        uint32_t round = sequence + static_cast<uint32_t>((next + j) / names.size());
+        batch[j] = {names[i], epochs[i], round};
       }
       next += kBatch;
       if (next >= names.size()) {
-        next = 0;
+        next -= names.size();
         ++sequence;
       }
       store->ApplyHeartbeats(batch, outcomes).IgnoreError();
+      for (storage::HeartbeatOutcome o : outcomes) {
+        if (o != storage::HeartbeatOutcome::kApplied &&
+            o != storage::HeartbeatOutcome::kPublished) {
+          ++beats_refused;
+        }
+      }
       beats_applied += kBatch;
-      double due = static_cast<double>(beats_applied.load()) / heartbeat_rate;
-      double elapsed = Seconds(Clock::now() - start);
+      window_beats += kBatch;
+      double due = static_cast<double>(window_beats) / heartbeat_rate;
+      double elapsed = Seconds(Clock::now() - window_start);
       if (due > elapsed) {
         std::this_thread::sleep_for(std::chrono::duration<double>(due - elapsed));
+      } else if (elapsed - due > 1) {
+        window_start = Clock::now();
+        window_beats = 0;
       }
     }
   });
+  // The heartbeat rate of the phase that ends when the returned function is
+  // called, as figure api.<phase>_heartbeats_per_second.
+  auto heartbeat_meter = [&](std::string phase) {
+    uint64_t beats = beats_applied.load();
+    auto start = Clock::now();
+    return [&, phase, beats, start] {
+      Figure("api." + phase + "_heartbeats_per_second",
+             static_cast<double>(beats_applied.load() - beats) / Seconds(Clock::now() - start),
+             "heartbeats/s");
+    };
+  };
   auto bench_start = Clock::now();
 
   // GET of single nodes.
   uint64_t failures = 0;
+  auto get_phase = heartbeat_meter("get");
   std::vector<double> get = Load(
       pki, port, threads, seconds,
       [&](httplib::SSLClient& c, std::mt19937_64& rng) {
@@ -209,8 +242,10 @@ int main(int argc, char** argv) {
   Figure("api.get_p50", Percentile(get, 0.5), "ms");
   Figure("api.get_p99", Percentile(get, 0.99), "ms");
   Figure("api.get_failures", static_cast<double>(failures), "requests");
+  get_phase();
 
   // LIST pages of 500 at random points of the fleet, as kubectl asks.
+  auto list_phase = heartbeat_meter("list500");
   std::vector<double> list = Load(
       pki, port, threads, seconds,
       [&](httplib::SSLClient& c, std::mt19937_64&) {
@@ -222,9 +257,14 @@ int main(int argc, char** argv) {
   Figure("api.list500_per_second", list.size() / seconds, "requests/s");
   Figure("api.list500_p50", Percentile(list, 0.5), "ms");
   Figure("api.list500_p99", Percentile(list, 0.99), "ms");
+  list_phase();
 
   // Watch fan-out: every watcher sees each of a series of label changes.
+  // (Heartbeats used to stop here: the readers shared the heartbeat
+  // thread's stop flag.)
   {
+    std::atomic<bool> watches_done{false};
+    auto watch_phase = heartbeat_meter("watch_fanout");
     constexpr int kChanges = 10;
     std::mutex mu;
     std::vector<std::vector<Clock::time_point>> seen(kChanges);
@@ -255,7 +295,7 @@ int main(int argc, char** argv) {
                               if (i >= 0 && i < kChanges) seen[i].push_back(Clock::now());
                             }
                           }
-                          return !stop.load();
+                          return !watches_done.load();
                         });
       });
     }
@@ -285,10 +325,10 @@ int main(int argc, char** argv) {
     Figure("api.watch_fanout_deliveries", static_cast<double>(delivery.size()), "events");
     Figure("api.watch_fanout_p50", Percentile(delivery, 0.5), "ms");
     Figure("api.watch_fanout_p99", Percentile(delivery, 0.99), "ms");
-    stop.store(true);  // Ends the watch readers (their receivers return false).
+    watches_done.store(true);  // Ends the watch readers (their receivers return false).
     for (auto& c : clients) c->stop();
     for (std::thread& t : streams) t.join();
-    stop.store(false);
+    watch_phase();
   }
 
   // The same list in process: the store's decode alone, then decode and
@@ -355,6 +395,7 @@ int main(int argc, char** argv) {
 
   // One full list, plain and gzipped (kubectl always asks for gzip), and
   // the gzipped Table that `kubectl get --chunk-size=0` asks for.
+  auto full_list_phase = heartbeat_meter("full_list");
   for (auto [gzip, table] : {std::pair{false, false}, {true, false}, {true, true}}) {
     auto c = Client(pki, port, 600);
     httplib::Headers headers;
@@ -372,6 +413,7 @@ int main(int argc, char** argv) {
     Figure("api.full_list" + suffix + "_seconds", took, "s");
     Figure("api.full_list" + suffix + "_bytes", static_cast<double>(bytes), "B");
   }
+  full_list_phase();
 
   // kubectl get over the whole fleet, direct to the server.
   if (!kubectl.empty() && std::filesystem::exists(kubectl)) {
@@ -390,21 +432,24 @@ int main(int argc, char** argv) {
           "{} --kubeconfig {} --cache-dir {}/cache --request-timeout=0 get nodes.edge.kole.io "
           "--no-headers{} | wc -l",
           kubectl, kubeconfig, pki.dir, chunk);
+      std::string suffix = *chunk == '\0' ? "" : "_unpaged";
+      auto kubectl_phase = heartbeat_meter("kubectl_get" + suffix);
       auto start = Clock::now();
       FILE* p = popen(command.c_str(), "r");
       char line[64] = {0};
-      std::string suffix = *chunk == '\0' ? "" : "_unpaged";
       if (p != nullptr && fgets(line, sizeof(line), p) != nullptr) {
         double took = Seconds(Clock::now() - start);
         Figure("api.kubectl_get" + suffix + "_seconds", took, "s");
         Figure("api.kubectl_get" + suffix + "_rows", std::atof(line), "rows");
       }
       if (p != nullptr) pclose(p);
+      kubectl_phase();
     }
   }
 
   stop.store(true);
   heartbeats.join();
+  Figure("api.heartbeats_refused", static_cast<double>(beats_refused.load()), "heartbeats");
   Figure("api.heartbeats_per_second",
          static_cast<double>(beats_applied.load()) / Seconds(Clock::now() - bench_start),
          "heartbeats/s");
