@@ -7,6 +7,7 @@
 
 #include "apiserver-ext/options.h"
 #include "apiserver-ext/server.h"
+#include "common/heap_trim.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "mqtt-bridge/bridge.h"
@@ -54,6 +55,16 @@ int main(int argc, char** argv) {
     KOLE_LOG(Error, "Invalid MQTT bridge configuration", "err", bridge_options.status());
     return 2;
   }
+  // Free heap memory goes back to the system periodically: after a
+  // registration burst or a large list the allocator would keep it
+  // (common/heap_trim.h). Its metrics join /metrics.
+  metrics::MetricsRegistry process_metrics;
+  HeapTrimmer heap_trimmer(&process_metrics);
+  if (options.heap_trim_interval_seconds > 0) {
+    config->periodic.push_back({"heap-trim", options.heap_trim_interval_seconds,
+                                [&heap_trimmer] { heap_trimmer.Trim(); }});
+  }
+
   auto store = storage::NodeStore::Open(apiserver::CompleteStoreOptions(options));
   if (!store.ok()) {
     KOLE_LOG(Error, "Cannot open the store", "dataDir", options.data_dir, "err", store.status());
@@ -71,6 +82,8 @@ int main(int argc, char** argv) {
     KOLE_LOG(Error, "Cannot create the server", "err", server.status());
     return 1;
   }
+  (*server)->metrics().AddSource([&process_metrics] { return process_metrics.Render(); });
+
   // The MQTT bridge shares the node store. Its metrics join /metrics; its
   // connection is reported under /healthz only: the API keeps serving what
   // the store holds while the broker is away, so readiness does not depend

@@ -143,6 +143,12 @@ void AddFlags(CLI::App& app, Options& o) {
   app.add_option("--vmodule", o.vmodule, "Per-file verbosity, e.g. server=4,nodes_resource=5")
       ->group(logging);
 
+  app.add_option("--heap-trim-interval-seconds", o.heap_trim_interval_seconds,
+                 "How often memory the allocator holds free (after a registration burst, a "
+                 "large list) is given back to the system; 0 never")
+      ->group(limits)
+      ->capture_default_str();
+
   const std::string store = "Store";
   app.add_option("--data-dir", o.data_dir,
                  "Directory for the write-ahead log and snapshots (empty: memory only)")
@@ -158,6 +164,9 @@ void AddFlags(CLI::App& app, Options& o) {
 }
 
 absl::Status Validate(const Options& o) {
+  if (o.heap_trim_interval_seconds < 0) {
+    return absl::InvalidArgumentError("--heap-trim-interval-seconds must not be negative");
+  }
   if (o.secure_port < 0 || o.secure_port > 65535) {
     return absl::InvalidArgumentError("--secure-port must be between 0 and 65535");
   }

@@ -60,6 +60,9 @@ struct Options {
   int worker_threads = 96;
   int max_watches = 64;
   int max_request_body_bytes = 3 << 20;
+  // How often free allocator memory is given back to the system
+  // (common/heap_trim.h); 0 never.
+  int heap_trim_interval_seconds = 15;
 
   // Logging.
   int v = 0;
