@@ -127,6 +127,57 @@ void AppendTimeOrNull(int64_t unix_seconds, std::string& out) {
   out += '"';
 }
 
+void AppendTaintsJson(const std::vector<storage::Taint>& taints, std::string& out) {
+  if (taints.empty()) return;
+  out += R"("taints":[)";
+  bool first = true;
+  for (const storage::Taint& taint : taints) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"key":)";
+    Quoted(out, taint.key);
+    if (!taint.value.empty()) {
+      out += R"(,"value":)";
+      Quoted(out, taint.value);
+    }
+    out += R"(,"effect":)";
+    Quoted(out, taint.effect);
+    out += '}';
+  }
+  out += ']';
+}
+
+void AppendResourcesJson(const storage::StringPairs& capacity,
+                         const storage::StringPairs& allocatable, std::string& out) {
+  if (!capacity.empty()) {
+    out += R"("capacity":)";
+    PairsObject(out, capacity);
+    out += ',';
+  }
+  if (!allocatable.empty()) {
+    out += R"("allocatable":)";
+    PairsObject(out, allocatable);
+    out += ',';
+  }
+}
+
+void AppendSharedNodeInfoJson(const storage::NodeInfo& info, std::string& out) {
+  out += R"(,"kernelVersion":)";
+  Quoted(out, info.kernel_version);
+  out += R"(,"osImage":)";
+  Quoted(out, info.os_image);
+  out += R"(,"containerRuntimeVersion":)";
+  Quoted(out, info.container_runtime_version);
+  out += R"(,"kubeletVersion":)";
+  Quoted(out, info.kubelet_version);
+  out += R"(,"kubeProxyVersion":)";
+  Quoted(out, info.kube_proxy_version);
+  out += R"(,"operatingSystem":)";
+  Quoted(out, info.operating_system);
+  out += R"(,"architecture":)";
+  Quoted(out, info.architecture);
+}
+
 void AppendNodeJson(const storage::Node& node, std::string& out) {
   out += R"({"kind":"Node","apiVersion":")";
   out += kEdgeApiVersion;
@@ -137,36 +188,12 @@ void AppendNodeJson(const storage::Node& node, std::string& out) {
   if (node.unschedulable) out += R"("unschedulable":true)";
   if (!node.taints.empty()) {
     if (node.unschedulable) out += ',';
-    out += R"("taints":[)";
-    bool first = true;
-    for (const storage::Taint& taint : node.taints) {
-      if (!first) out += ',';
-      first = false;
-      out += R"({"key":)";
-      Quoted(out, taint.key);
-      if (!taint.value.empty()) {
-        out += R"(,"value":)";
-        Quoted(out, taint.value);
-      }
-      out += R"(,"effect":)";
-      Quoted(out, taint.effect);
-      out += '}';
-    }
-    out += ']';
+    AppendTaintsJson(node.taints, out);
   }
   out += '}';
 
   out += R"(,"status":{)";
-  if (!node.capacity.empty()) {
-    out += R"("capacity":)";
-    PairsObject(out, node.capacity);
-    out += ',';
-  }
-  if (!node.allocatable.empty()) {
-    out += R"("allocatable":)";
-    PairsObject(out, node.allocatable);
-    out += ',';
-  }
+  AppendResourcesJson(node.capacity, node.allocatable, out);
   out += R"("conditions":[)";
   for (const storage::DeviceCondition& c : node.conditions) {
     Condition(out, c.type, c.status, c.reason, c.message, node.last_heartbeat_time,
@@ -197,20 +224,7 @@ void AppendNodeJson(const storage::Node& node, std::string& out) {
   Quoted(out, info.system_uuid);
   out += R"(,"bootID":)";
   Quoted(out, info.boot_id);
-  out += R"(,"kernelVersion":)";
-  Quoted(out, info.kernel_version);
-  out += R"(,"osImage":)";
-  Quoted(out, info.os_image);
-  out += R"(,"containerRuntimeVersion":)";
-  Quoted(out, info.container_runtime_version);
-  out += R"(,"kubeletVersion":)";
-  Quoted(out, info.kubelet_version);
-  out += R"(,"kubeProxyVersion":)";
-  Quoted(out, info.kube_proxy_version);
-  out += R"(,"operatingSystem":)";
-  Quoted(out, info.operating_system);
-  out += R"(,"architecture":)";
-  Quoted(out, info.architecture);
+  AppendSharedNodeInfoJson(info, out);
   out += R"(},"edge":{"connected":)";
   out += node.edge.connected ? "true" : "false";
   out += R"(,"epoch":)";

@@ -35,6 +35,18 @@ bool ParseTimestamp(std::string_view text, int64_t* unix_seconds);
 // {"key":"value",...} of sorted pairs (labels, annotations, quantities).
 void AppendJsonPairsObject(const storage::StringPairs& pairs, std::string& out);
 
+// Pieces of a Node object, shared with NodeRenderer (node_render.h) so that
+// both write the same bytes:
+// "taints":[...], nothing when there are none.
+void AppendTaintsJson(const std::vector<storage::Taint>& taints, std::string& out);
+// "capacity":{...},"allocatable":{...}, each with its comma, each only when
+// not empty.
+void AppendResourcesJson(const storage::StringPairs& capacity,
+                         const storage::StringPairs& allocatable, std::string& out);
+// ,"kernelVersion":... through ,"architecture":..., the nodeInfo fields that
+// nodes share (all but the machine, system and boot ids).
+void AppendSharedNodeInfoJson(const storage::NodeInfo& info, std::string& out);
+
 // Appends one Node object.
 void AppendNodeJson(const storage::Node& node, std::string& out);
 

@@ -64,24 +64,7 @@ const std::string& NodeRenderer::Annotations(const NodeView& node, uint32_t id) 
 const std::string& NodeRenderer::Taints(const NodeView& node, uint32_t id) {
   return Cached(taints_, id, kMaxCached, [&] {
     std::string out;
-    std::vector<storage::Taint> taints = node.Taints();
-    if (taints.empty()) return out;
-    out += R"("taints":[)";
-    bool first = true;
-    for (const storage::Taint& taint : taints) {
-      if (!first) out += ',';
-      first = false;
-      out += R"({"key":)";
-      Quoted(out, taint.key);
-      if (!taint.value.empty()) {
-        out += R"(,"value":)";
-        Quoted(out, taint.value);
-      }
-      out += R"(,"effect":)";
-      Quoted(out, taint.effect);
-      out += '}';
-    }
-    out += ']';
+    AppendTaintsJson(node.Taints(), out);
     return out;
   });
 }
@@ -91,16 +74,7 @@ const std::string& NodeRenderer::Resources(const NodeView& node, uint32_t id) {
     std::string out;
     storage::StringPairs capacity, allocatable;
     node.Resources(&capacity, &allocatable);
-    if (!capacity.empty()) {
-      out += R"("capacity":)";
-      AppendJsonPairsObject(capacity, out);
-      out += ',';
-    }
-    if (!allocatable.empty()) {
-      out += R"("allocatable":)";
-      AppendJsonPairsObject(allocatable, out);
-      out += ',';
-    }
+    AppendResourcesJson(capacity, allocatable, out);
     return out;
   });
 }
@@ -108,21 +82,7 @@ const std::string& NodeRenderer::Resources(const NodeView& node, uint32_t id) {
 const std::string& NodeRenderer::NodeInfo(const NodeView& node, uint32_t id) {
   return Cached(node_info_, id, kMaxCached, [&] {
     std::string out;
-    storage::NodeInfo info = node.SharedNodeInfo();
-    out += R"(,"kernelVersion":)";
-    Quoted(out, info.kernel_version);
-    out += R"(,"osImage":)";
-    Quoted(out, info.os_image);
-    out += R"(,"containerRuntimeVersion":)";
-    Quoted(out, info.container_runtime_version);
-    out += R"(,"kubeletVersion":)";
-    Quoted(out, info.kubelet_version);
-    out += R"(,"kubeProxyVersion":)";
-    Quoted(out, info.kube_proxy_version);
-    out += R"(,"operatingSystem":)";
-    Quoted(out, info.operating_system);
-    out += R"(,"architecture":)";
-    Quoted(out, info.architecture);
+    AppendSharedNodeInfoJson(node.SharedNodeInfo(), out);
     return out;
   });
 }

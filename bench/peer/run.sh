@@ -13,7 +13,10 @@
 #                          kole-apiserver, mosquitto (default 1; empty: no pinning)
 #   KOLE_PEER_CLIENT_CPUS  CPUs of the load: kole-peer-load, kole-edge-sim,
 #                          kubectl (default 0; empty: no pinning)
-#   KOLE_PEER_STEADY_SECONDS  the steady phase at the kubelet rate (default 30;
+#   KOLE_PEER_STEADY_SECONDS  the steady phase at the kubelet rate (default 60,
+#                          so that memory, read after a third of it, is read
+#                          after one of kole-apiserver's heap trims (every
+#                          15 s) has run since the registration burst;
 #                          longer when the two kubectl lists in it take longer)
 #   KOLE_PEER_STEP_SECONDS    each step of the heartbeat ramps (default 10)
 #   KOLE_PEER_KEEP=1       keep the work directory (logs) under /tmp
@@ -37,7 +40,7 @@ SIZES=${KOLE_PEER_SIZES:-"10000 50000"}
 BIG=${KOLE_BENCH_NODES:-1000000}
 SERVER_CPUS=${KOLE_PEER_SERVER_CPUS-1}
 CLIENT_CPUS=${KOLE_PEER_CLIENT_CPUS-0}
-STEADY_SECONDS=${KOLE_PEER_STEADY_SECONDS:-30}
+STEADY_SECONDS=${KOLE_PEER_STEADY_SECONDS:-60}
 STEP_SECONDS=${KOLE_PEER_STEP_SECONDS:-10}
 # Upstream's ramp, in lease renewals per second; KOLE's, in heartbeats per
 # second (rates below the fleet's kubelet rate, N / 10 s, are skipped).
