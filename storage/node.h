@@ -2,8 +2,9 @@
 
 // The expanded, self-contained form of an edge node: what the API renders and
 // what the bridge and the API hand to NodeStore. NodeStore keeps nodes in a
-// compact form (node_record.h) and converts at its boundary; nothing outside
-// storage/ sees that form.
+// compact form (node_record.h) and converts at its boundary; outside storage/
+// that form is read only through NodeView (node_view.h), which hides its
+// layout.
 //
 // Field meanings follow core/v1 Node. Times are Unix seconds (Kubernetes
 // timestamps have one-second resolution on the wire).
