@@ -75,7 +75,7 @@ void RemoveFrontProxyHeaders(HttpRequest& request, const RequestHeaderConfig& co
 std::vector<std::string> JsonStringArray(const std::string& text) {
   std::vector<std::string> out;
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (doc.HasParseError() || !doc.IsArray()) return out;
   for (const rapidjson::Value& v : doc.GetArray()) {
     if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
@@ -225,7 +225,7 @@ TokenReviewFn TokenReviewWebhook(std::shared_ptr<KubeClient> client) {
         client->Post("/apis/authentication.k8s.io/v1/tokenreviews", body);
     if (!reply.ok()) return reply.status();
     rapidjson::Document doc;
-    doc.Parse(reply->data(), reply->size());
+    doc.Parse<rapidjson::kParseIterativeFlag>(reply->data(), reply->size());
     if (doc.HasParseError()) return absl::UnavailableError("TokenReview reply is not JSON");
     const rapidjson::Value* status = Member(doc, "status");
     if (status == nullptr) return absl::UnavailableError("TokenReview reply has no status");
@@ -267,7 +267,7 @@ absl::StatusOr<RequestHeaderConfig> LoadAuthenticationConfigMap(const KubeClient
       client.Get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication");
   if (!reply.ok()) return reply.status();
   rapidjson::Document doc;
-  doc.Parse(reply->data(), reply->size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(reply->data(), reply->size());
   const rapidjson::Value* data = doc.HasParseError() ? nullptr : Member(doc, "data");
   if (data == nullptr) return absl::UnavailableError("the ConfigMap has no data");
   auto get = [&](std::string_view key) -> std::string {

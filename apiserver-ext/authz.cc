@@ -83,7 +83,7 @@ absl::StatusOr<Decision> WebhookAuthorizer::Authorize(const UserInfo& user,
   absl::StatusOr<std::string> reply = post_(body);
   if (!reply.ok()) return reply.status();
   rapidjson::Document doc;
-  doc.Parse(reply->data(), reply->size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(reply->data(), reply->size());
   const rapidjson::Value* status = doc.HasParseError() ? nullptr : Member(doc, "status");
   if (status == nullptr) return absl::UnavailableError("SubjectAccessReview reply has no status");
   Decision d;

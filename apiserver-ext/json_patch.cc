@@ -261,11 +261,46 @@ absl::Status ApplyJsonPatch(rapidjson::Document& doc, const Value& patch) {
 }
 
 absl::Status ParseJson(std::string_view text, rapidjson::Document& doc) {
-  doc.Parse(text.data(), text.size());
+  // Bodies are walked recursively after parsing (patches, rendering), and a
+  // body of 200,000 nested brackets, far below the size limit, once ran a
+  // worker out of stack: refuse deep nesting before anything recurses, and
+  // parse iteratively.
+  if (absl::Status depth = CheckJsonDepth(text, kMaxJsonDepth); !depth.ok()) return depth;
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(
         fmt::format("invalid JSON at offset {}: {}", doc.GetErrorOffset(),
                     rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckJsonDepth(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) {
+        return absl::InvalidArgumentError(
+            fmt::format("invalid JSON at offset {}: nested deeper than {} levels", i, max_depth));
+      }
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
   }
   return absl::OkStatus();
 }

@@ -29,8 +29,17 @@ void ApplyMergePatch(rapidjson::Value& target, const rapidjson::Value& patch,
 // operation, and NotFound-free wording: every failure is a 422 upstream.
 absl::Status ApplyJsonPatch(rapidjson::Document& target, const rapidjson::Value& patch);
 
+// Objects and arrays nested deeper than this are refused (400): Kubernetes
+// objects are a few dozen levels deep at most, and the code that walks a
+// document recurses.
+inline constexpr int kMaxJsonDepth = 1000;
+
 // Parses `text` as JSON into `doc`; InvalidArgument with the parser's
-// message and offset when it is not JSON.
+// message and offset when it is not JSON or nests deeper than kMaxJsonDepth.
 absl::Status ParseJson(std::string_view text, rapidjson::Document& doc);
+
+// InvalidArgument when `text` nests objects and arrays deeper than
+// `max_depth` (strings are skipped; anything else is left to the parser).
+absl::Status CheckJsonDepth(std::string_view text, int max_depth);
 
 }  // namespace kole::apiserver

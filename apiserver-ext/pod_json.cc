@@ -206,7 +206,7 @@ std::vector<StatusCause> ValidatePodFields(const storage::Pod& pod) {
     add("spec.nodeName", pod.node_name, storage::IsDns1123Subdomain(pod.node_name));
   }
   rapidjson::Document spec;
-  spec.Parse(pod.spec_json.data(), pod.spec_json.size());
+  spec.Parse<rapidjson::kParseIterativeFlag>(pod.spec_json.data(), pod.spec_json.size());
   const rapidjson::Value* containers = spec.HasParseError() ? nullptr : Member(spec, "containers");
   if (containers == nullptr || !containers->IsArray() || containers->Empty()) {
     causes.push_back({"FieldValueRequired", "Required value", "spec.containers"});
@@ -281,8 +281,8 @@ void AppendPodTableStart(std::string_view version, bool with_columns, std::strin
 void AppendPodTableRow(const storage::Pod& pod, int64_t now, IncludeObject include,
                        std::string& out) {
   rapidjson::Document spec, status;
-  spec.Parse(pod.spec_json.data(), pod.spec_json.size());
-  status.Parse(pod.status_json.data(), pod.status_json.size());
+  spec.Parse<rapidjson::kParseIterativeFlag>(pod.spec_json.data(), pod.spec_json.size());
+  status.Parse<rapidjson::kParseIterativeFlag>(pod.status_json.data(), pod.status_json.size());
   size_t total = 0, ready = 0;
   int64_t restarts = 0;
   if (const rapidjson::Value* c = spec.HasParseError() ? nullptr : Member(spec, "containers");

@@ -123,7 +123,7 @@ std::string EncodeBackupManifest(const BackupManifest& m) {
 
 absl::StatusOr<BackupManifest> DecodeBackupManifest(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) {
     return absl::InvalidArgumentError("the backup manifest is not a JSON object");
   }

@@ -274,6 +274,26 @@ TEST_F(NodesApiTest, MergePatchSetsAndRemovesLabels) {
   EXPECT_STREQ(doc["metadata"]["labels"]["c"].GetString(), "3");
 }
 
+// Found by a newcomer's attack: a 400 KB body of 200,000 nested brackets ran
+// the worker out of stack in the recursive parser and killed the server.
+TEST_F(NodesApiTest, DeeplyNestedBodiesAre400NotACrash) {
+  ASSERT_EQ(Create("n1").status, 201);
+  std::string deep = std::string(200000, '[') + std::string(200000, ']');
+
+  HttpResponse patch = Patch(std::string(kNodes) + "/n1", "application/json-patch+json", deep);
+  EXPECT_EQ(patch.status, 400) << patch.body;
+  EXPECT_NE(patch.body.find("nested deeper than 1000 levels"), std::string::npos) << patch.body;
+
+  HttpRequest create = Request("POST", kNodes, R"({"metadata":{"labels":)" + deep + "}}");
+  EXPECT_EQ(Call(create).status, 400);
+
+  // Brackets inside strings are text, not nesting.
+  std::string brackets(5000, '[');
+  HttpResponse annotated = Patch(std::string(kNodes) + "/n1", "application/merge-patch+json",
+                                 R"({"metadata":{"annotations":{"note":")" + brackets + R"("}}})");
+  EXPECT_EQ(annotated.status, 200) << annotated.body;
+}
+
 TEST_F(NodesApiTest, MergePatchWithStaleResourceVersionIs409) {
   ASSERT_EQ(Create("n1").status, 201);
   HttpResponse r = Patch(std::string(kNodes) + "/n1", "application/merge-patch+json",
