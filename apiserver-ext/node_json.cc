@@ -21,12 +21,6 @@ namespace {
 
 void Quoted(std::string& out, std::string_view value) { AppendEscapedJsonString(value, out); }
 
-void PairsObject(std::string& out, const storage::StringPairs& pairs) {
-  AppendJsonPairsObject(pairs, out);
-}
-
-void Time(std::string& out, int64_t unix_seconds) { AppendTimeOrNull(unix_seconds, out); }
-
 void Condition(std::string& out, std::string_view type, storage::ConditionStatus status,
                std::string_view reason, std::string_view message, int64_t heartbeat,
                int64_t transition) {
@@ -35,9 +29,9 @@ void Condition(std::string& out, std::string_view type, storage::ConditionStatus
   out += R"(,"status":")";
   out += storage::ConditionStatusName(status);
   out += R"(","lastHeartbeatTime":)";
-  Time(out, heartbeat);
+  AppendTimeOrNull(heartbeat, out);
   out += R"(,"lastTransitionTime":)";
-  Time(out, transition);
+  AppendTimeOrNull(transition, out);
   out += R"(,"reason":)";
   Quoted(out, reason);
   out += R"(,"message":)";
@@ -57,11 +51,11 @@ void Metadata(std::string& out, const storage::Node& node) {
   out += '"';
   if (!node.labels.empty()) {
     out += R"(,"labels":)";
-    PairsObject(out, node.labels);
+    AppendJsonPairsObject(node.labels, out);
   }
   if (!node.annotations.empty()) {
     out += R"(,"annotations":)";
-    PairsObject(out, node.annotations);
+    AppendJsonPairsObject(node.annotations, out);
   }
   out += '}';
 }
@@ -151,12 +145,12 @@ void AppendResourcesJson(const storage::StringPairs& capacity,
                          const storage::StringPairs& allocatable, std::string& out) {
   if (!capacity.empty()) {
     out += R"("capacity":)";
-    PairsObject(out, capacity);
+    AppendJsonPairsObject(capacity, out);
     out += ',';
   }
   if (!allocatable.empty()) {
     out += R"("allocatable":)";
-    PairsObject(out, allocatable);
+    AppendJsonPairsObject(allocatable, out);
     out += ',';
   }
 }
@@ -232,7 +226,7 @@ void AppendNodeJson(const storage::Node& node, std::string& out) {
   out += R"(,"sequence":)";
   out += std::to_string(node.edge.sequence);
   out += R"(,"lastReportTime":)";
-  Time(out, node.edge.last_report_time);
+  AppendTimeOrNull(node.edge.last_report_time, out);
   if (!node.edge.gateway.empty()) {
     out += R"(,"gateway":)";
     Quoted(out, node.edge.gateway);
