@@ -52,7 +52,10 @@ ApiHandler::ApiHandler(storage::NodeStore* store, storage::PodStore* pods,
       health_(health),
       options_(std::move(options)),
       nodes_(store, stopping, options_.watch),
-      pods_(pods, stopping, options_.watch) {}
+      pods_(pods, stopping, options_.watch) {
+  if (options_.workloads != nullptr)
+    workloads_.emplace(options_.workloads, stopping, options_.watch);
+}
 
 bool ApiHandler::AlwaysAllowed(std::string_view path) const {
   for (const std::string& p : options_.always_allow_paths) {
@@ -114,6 +117,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& request, const RequestInfo& in
       return ErrorResponse(NotFound({}));
     if (info.resource == "nodes") return nodes_.Handle(request, info);
     if (info.resource == "pods") return pods_.Handle(request, info);
+    if (info.resource == "edgedaemonsets" && workloads_) return workloads_->Handle(request, info);
     return ErrorResponse(NotFound({}));
   }
   if (!read) {

@@ -18,6 +18,7 @@
 #include "apiserver-ext/authn.h"
 #include "apiserver-ext/authz.h"
 #include "apiserver-ext/discovery.h"
+#include "apiserver-ext/eds_resource.h"
 #include "apiserver-ext/health.h"
 #include "apiserver-ext/http_types.h"
 #include "apiserver-ext/nodes_resource.h"
@@ -35,6 +36,8 @@ struct ApiHandlerOptions {
   // path). Entries ending in '*' match by prefix, as upstream.
   std::vector<std::string> always_allow_paths = {"/healthz", "/readyz", "/livez"};
   WatchSettings watch;
+  // The EdgeDaemonSets; null serves none (404), as in tests of other resources.
+  storage::ObjectStore* workloads = nullptr;
 };
 
 class ApiHandler {
@@ -67,6 +70,7 @@ class ApiHandler {
   OpenApi openapi_;
   NodesResource nodes_;
   PodsResource pods_;
+  std::optional<EdgeDaemonSetsResource> workloads_;
 };
 
 }  // namespace kole::apiserver

@@ -7,12 +7,15 @@
 
 #include "apiserver-ext/options.h"
 #include "apiserver-ext/server.h"
+#include "apiserver-ext/workload_controller.h"
 #include "common/heap_trim.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "mqtt-bridge/bridge.h"
 #include "mqtt-bridge/bridge_flags.h"
+#include "storage/data_dir.h"
 #include "storage/node_store.h"
+#include "storage/object_store.h"
 #include "storage/pod_store.h"
 
 namespace {
@@ -77,6 +80,15 @@ int main(int argc, char** argv) {
     KOLE_LOG(Error, "Cannot open the pod store", "dataDir", options.data_dir, "err", pods.status());
     return 1;
   }
+  // EdgeDaemonSets: a few objects, in their own directory under the lock.
+  auto workloads = storage::ObjectStore::Open(
+      {.data_dir = options.data_dir, .subdir = std::string(storage::kDataDirWorkloadsName)});
+  if (!workloads.ok()) {
+    KOLE_LOG(Error, "Cannot open the EdgeDaemonSet store", "dataDir", options.data_dir, "err",
+             workloads.status());
+    return 1;
+  }
+  config->handler.workloads = workloads->get();
   auto server = apiserver::Server::Create(std::move(*config), store->get(), pods->get());
   if (!server.ok()) {
     KOLE_LOG(Error, "Cannot create the server", "err", server.status());
@@ -95,8 +107,8 @@ int main(int argc, char** argv) {
              "No --mqtt-broker given: no device can register or heartbeat, and nodes "
              "are served as the store holds them");
   } else {
-    absl::StatusOr<std::unique_ptr<bridge::Bridge>> created =
-        bridge::Bridge::Create(*std::move(bridge_options), store->get(), &bridge_metrics);
+    absl::StatusOr<std::unique_ptr<bridge::Bridge>> created = bridge::Bridge::Create(
+        *std::move(bridge_options), store->get(), &bridge_metrics, pods->get());
     if (!created.ok()) {
       KOLE_LOG(Error, "Cannot create the MQTT bridge", "err", created.status());
       return 2;
@@ -111,6 +123,11 @@ int main(int argc, char** argv) {
     (*server)->metrics().AddSource([&bridge_metrics] { return bridge_metrics.Render(); });
     mqtt_bridge->Start();
   }
+
+  // EdgeDaemonSets become pods: the controller follows the node and
+  // workload stores; the bridge sends the pods to devices.
+  apiserver::WorkloadController workload_controller(store->get(), pods->get(), workloads->get());
+  workload_controller.Start();
 
   if (absl::Status s = (*server)->Start(); !s.ok()) {
     KOLE_LOG(Error, "Cannot start the server", "err", s);
@@ -134,6 +151,8 @@ int main(int argc, char** argv) {
   // components beside it, then the stores.
   (*server)->Stop();
   if (mqtt_bridge != nullptr) mqtt_bridge->Stop();
+  workload_controller.Stop();
+  (*workloads)->Close();
   (*pods)->Close();
   (*store)->Close();
   return 0;

@@ -29,6 +29,11 @@ void Metadata(JsonWriter& w, const storage::Pod& pod) {
   Field(w, "creationTimestamp", FormatTimestamp(pod.creation_timestamp));
   if (!pod.labels.empty()) Pairs(w, "labels", pod.labels);
   if (!pod.annotations.empty()) Pairs(w, "annotations", pod.annotations);
+  if (!pod.owner_references_json.empty()) {
+    Key(w, "ownerReferences");
+    w.RawValue(pod.owner_references_json.data(), pod.owner_references_json.size(),
+               rapidjson::kArrayType);
+  }
   w.EndObject();
 }
 

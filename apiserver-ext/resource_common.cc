@@ -74,7 +74,7 @@ ApiError TooLargeResourceVersion(uint64_t asked, uint64_t current) {
 }
 
 bool ParsePatchType(std::string_view content_type, std::string_view what, PatchType* type,
-                    ApiError* error) {
+                    ApiError* error, bool apply_supported) {
   std::string_view media = content_type.substr(0, content_type.find(';'));
   while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
   constexpr std::string_view kAccepted =
@@ -86,10 +86,14 @@ bool ParsePatchType(std::string_view content_type, std::string_view what, PatchT
                    "or --type=json");
     return false;
   }
+  if (media == "application/apply-patch+yaml" && apply_supported) {
+    *type = PatchType::kApply;
+    return true;
+  }
   if (media == "application/apply-patch+yaml" || media == "application/apply-patch+cbor") {
     *error = UnsupportedMediaType(media, fmt::format("{}; server-side apply is not supported by "
-                                                     "edge.kole.io {} yet, use client-side "
-                                                     "kubectl apply",
+                                                     "edge.kole.io {}, use client-side "
+                                                     "kubectl apply (edgedaemonsets support it)",
                                                      kAccepted, what));
     return false;
   }

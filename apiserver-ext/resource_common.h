@@ -37,12 +37,12 @@ void CopyWarnings(const HttpResponse& from, HttpResponse& to);
 std::string EventJsonStart(std::string_view type);
 ApiError TooLargeResourceVersion(uint64_t asked, uint64_t current);
 
-enum class PatchType { kMerge, kJson };
+enum class PatchType { kMerge, kJson, kApply };
 // The patch type of a PATCH request's Content-Type; false with a 415 in
-// `error` for strategic merge, apply and unknown types. `what` names the
-// resource in the message ("nodes").
+// `error` for strategic merge, unknown types, and apply unless the resource
+// supports it. `what` names the resource in the message ("nodes").
 bool ParsePatchType(std::string_view content_type, std::string_view what, PatchType* type,
-                    ApiError* error);
+                    ApiError* error, bool apply_supported = false);
 
 struct DeleteOptions {
   std::string precondition_uid;

@@ -19,6 +19,15 @@ std::span<const ResourceDescriptor> ServedResources() {
        {"epod"},
        {"create", "delete", "deletecollection", "get", "list", "patch", "update"},
        {"get", "patch", "update"}},
+      // Few objects: every verb is advertised, so the namespace controller
+      // and the garbage collector may list and watch them.
+      {"edgedaemonsets",
+       "edgedaemonset",
+       "EdgeDaemonSet",
+       true,
+       {"eds"},
+       {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+       {"get", "patch", "update"}},
   };
   return kResources;
 }

@@ -46,7 +46,7 @@ namespace {
 
 class CountingPublisher : public bridge::Publisher {
  public:
-  absl::Status Publish(std::string_view, std::string_view, int) override {
+  absl::Status Publish(std::string_view, std::string_view, int, bool) override {
     sent_.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }

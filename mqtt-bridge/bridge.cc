@@ -115,7 +115,8 @@ class DropLog {
 
 struct Bridge::Metrics {
   explicit Metrics(metrics::MetricsRegistry* registry) {
-    for (Channel channel : {Channel::kRegister, Channel::kHeartbeat, Channel::kWill}) {
+    for (Channel channel :
+         {Channel::kRegister, Channel::kHeartbeat, Channel::kWill, Channel::kPodStatus}) {
       received[static_cast<size_t>(channel)] = registry->AddCounter(
           "kole_bridge_messages_received_total", "Device messages received, by channel.",
           {{"channel", std::string(protocol::ChannelName(channel))}});
@@ -173,10 +174,11 @@ struct Bridge::Metrics {
                                 {{"reason", std::string(reason)}});
   }
 
-  metrics::Counter* received[3] = {};
+  static constexpr size_t kChannels = 7;
+  metrics::Counter* received[kChannels] = {};
   metrics::Counter* heartbeats[std::size(kHeartbeatOutcomes)] = {};
   metrics::Counter* registrations[3] = {};
-  metrics::Counter* published[5] = {};
+  metrics::Counter* published[kChannels] = {};
   metrics::Counter* publish_failures = nullptr;
   metrics::Counter* controls[2] = {};
   metrics::Counter* expired = nullptr;
@@ -194,9 +196,10 @@ class Bridge::ConsumerPublisher : public Publisher {
   explicit ConsumerPublisher(const std::vector<std::unique_ptr<protocol::MqttClient>>* clients)
       : clients_(clients) {}
 
-  absl::Status Publish(std::string_view topic, std::string_view payload, int qos) override {
+  absl::Status Publish(std::string_view topic, std::string_view payload, int qos,
+                       bool retained) override {
     for (const auto& client : *clients_) {
-      if (client->connected()) return client->Publish(topic, payload, qos);
+      if (client->connected()) return client->Publish(topic, payload, qos, retained);
     }
     return absl::UnavailableError("no connection to the MQTT broker");
   }
@@ -216,7 +219,8 @@ class Bridge::Applier {
 
   void Handle(const Inbound& message) {
     std::optional<protocol::Topic> topic = bridge_->topics_.Parse(message.topic);
-    if (!topic || topic->channel == Channel::kAck || topic->channel == Channel::kControl) {
+    if (!topic || topic->channel == Channel::kAck || topic->channel == Channel::kControl ||
+        topic->channel == Channel::kPods) {
       Drop(kUnknownTopic, message.topic, "not a device-to-cloud topic of this prefix");
       return;
     }
@@ -232,6 +236,9 @@ class Bridge::Applier {
       case Channel::kWill:
         FlushHeartbeats(message.received);
         HandleWill(*topic, message);
+        return;
+      case Channel::kPodStatus:
+        HandlePodStatus(*topic, message);
         return;
       default:
         return;
@@ -275,15 +282,77 @@ class Bridge::Applier {
             break;
         }
       }
+      ApplyPodRevisions();
     }
     pending_.clear();
     arena_.clear();
+  }
+
+  // The pod revision of every heartbeat the store applied: a match marks the
+  // node's pods running, a mismatch queues its set to be sent again.
+  void ApplyPodRevisions() {
+    if (bridge_->pods_ == nullptr) return;
+    revisions_.clear();
+    for (size_t i = 0; i < beats_.size(); ++i) {
+      if (outcomes_[i] != HeartbeatOutcome::kApplied &&
+          outcomes_[i] != HeartbeatOutcome::kPublished) {
+        continue;
+      }
+      const PendingBeat& beat = pending_[i];
+      revisions_.emplace_back(beats_[i].name,
+                              std::string_view(arena_).substr(beat.rev_offset, beat.rev_size));
+    }
+    int64_t resend = absl::ToInt64Seconds(bridge_->options_.pod_resend_after);
+    bridge_->pods_->ApplyPodRevisions(revisions_, resend);
+  }
+
+  void HandlePodStatus(const protocol::Topic& topic, const Inbound& message) {
+    if (bridge_->pods_ == nullptr) return;
+    protocol::PodStatusMessage decoded;
+    DecodeError error = protocol::DecodePodStatus(topic, message.payload, &decoded);
+    if (error != DecodeError::kOk) {
+      Drop(protocol::DecodeErrorName(error), message.topic, "pod status payload refused");
+      return;
+    }
+    std::string_view gateway = topic.sender == Sender::kGateway ? topic.id : std::string_view();
+    for (const protocol::NodePodStatus& node : decoded.nodes) {
+      // A gateway speaks only for its own nodes; reports are rare (failures
+      // and restarts), so reading the node is affordable here.
+      absl::StatusOr<storage::Node> known = bridge_->store_->Get(node.node);
+      if (!known.ok() || known->edge.gateway != gateway) {
+        Drop(kInvalidNode, message.topic,
+             fmt::format("pod status for node {:?}, which is not registered through this "
+                         "connection",
+                         node.node));
+        continue;
+      }
+      std::vector<storage::DaemonPodReport> reports;
+      for (const protocol::PodStatus& p : node.pods) {
+        std::optional<uint32_t> rev = storage::ParseRevision(p.revision);
+        if (!rev) continue;
+        storage::PodPhase phase = storage::PodPhase::kUnknown;
+        if (p.phase == "Pending") phase = storage::PodPhase::kPending;
+        if (p.phase == "Running") phase = storage::PodPhase::kRunning;
+        if (p.phase == "Succeeded") phase = storage::PodPhase::kSucceeded;
+        if (p.phase == "Failed") phase = storage::PodPhase::kFailed;
+        reports.push_back({.namespace_ = p.namespace_,
+                           .workload = p.workload,
+                           .revision = *rev,
+                           .phase = static_cast<uint8_t>(phase),
+                           .ready = static_cast<uint8_t>(std::min<uint32_t>(p.ready, 255)),
+                           .restarts = static_cast<uint16_t>(std::min<uint32_t>(p.restarts, 65535)),
+                           .last_restart_s = static_cast<uint32_t>(p.last_restart),
+                           .reason = p.reason});
+      }
+      bridge_->pods_->ApplyPodReports(node.node, reports);
+    }
   }
 
  private:
   struct PendingBeat {
     uint32_t name_offset, name_size;
     uint32_t gateway_offset, gateway_size;
+    uint32_t rev_offset, rev_size;
     uint32_t epoch, sequence;
   };
   struct PendingWill {
@@ -320,6 +389,9 @@ class Bridge::Applier {
       pending.gateway_offset = static_cast<uint32_t>(arena_.size());
       pending.gateway_size = static_cast<uint32_t>(gateway.size());
       arena_ += gateway;
+      pending.rev_offset = static_cast<uint32_t>(arena_.size());
+      pending.rev_size = static_cast<uint32_t>(beat.pod_revision.size());
+      arena_ += beat.pod_revision;
       pending.epoch = beat.epoch;
       pending.sequence = beat.sequence;
       pending_.push_back(pending);
@@ -551,6 +623,7 @@ class Bridge::Applier {
   std::string arena_;  // Names of pending heartbeats.
   std::vector<PendingBeat> pending_;
   std::vector<storage::Heartbeat> beats_;
+  std::vector<std::pair<std::string_view, std::string_view>> revisions_;
   std::vector<HeartbeatOutcome> outcomes_;
 
   storage::Node node_;
@@ -566,7 +639,8 @@ class Bridge::Applier {
 
 absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(BridgeOptions options,
                                                        storage::NodeStore* store,
-                                                       metrics::MetricsRegistry* registry) {
+                                                       metrics::MetricsRegistry* registry,
+                                                       storage::PodStore* pods) {
   if (store == nullptr || registry == nullptr) {
     return absl::InvalidArgumentError("the bridge needs a store and a metrics registry");
   }
@@ -588,7 +662,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(BridgeOptions options,
     return absl::InvalidArgumentError("the MQTT topic prefix must be non-empty, without + or #");
   }
 
-  std::unique_ptr<Bridge> bridge(new Bridge(std::move(options), store, registry));
+  std::unique_ptr<Bridge> bridge(new Bridge(std::move(options), store, registry, pods));
   if (bridge->options_.connect) {
     std::vector<std::string> reliable, heartbeats;
     for (std::string& filter : bridge->topics_.CloudSubscriptions(bridge->options_.share_group)) {
@@ -615,6 +689,12 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(BridgeOptions options,
     bridge->publisher_ = bridge->own_publisher_.get();
   }
   bridge->applier_ = std::make_unique<Applier>(bridge.get(), registry);
+  if (pods != nullptr) {
+    Bridge* b = bridge.get();
+    bridge->distributor_ = std::make_unique<PodDistributor>(
+        b->options_.distributor, &b->topics_, pods, b->publisher_,
+        [b] { return b->ConnectionGeneration(); }, registry);
+  }
 
   Bridge* self = bridge.get();
   registry->AddCallbackGauge("kole_bridge_queue_depth", "Device messages waiting to be applied.",
@@ -632,10 +712,12 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(BridgeOptions options,
   return bridge;
 }
 
-Bridge::Bridge(BridgeOptions options, storage::NodeStore* store, metrics::MetricsRegistry* registry)
+Bridge::Bridge(BridgeOptions options, storage::NodeStore* store, metrics::MetricsRegistry* registry,
+               storage::PodStore* pods)
     : options_(std::move(options)),
       topics_(options_.topic_prefix),
       store_(store),
+      pods_(pods),
       metrics_(std::make_unique<Metrics>(registry)),
       publisher_(options_.publisher),
       liveness_(options_.liveness) {
@@ -663,6 +745,7 @@ void Bridge::Start() {
   ack_thread_ = std::thread([this] { AckLoop(); });
   liveness_thread_ = std::thread([this] { LivenessLoop(); });
   deregister_thread_ = std::thread([this] { DeregisterLoop(); });
+  if (distributor_ != nullptr) distribute_thread_ = std::thread([this] { distributor_->Run(); });
   for (auto& consumer : consumers_) consumer->Start();
   KOLE_LOG(Info, "MQTT bridge started", "broker", options_.connect ? options_.mqtt.broker : "none",
            "consumers", consumers_.size(), "shareGroup", options_.share_group, "topicPrefix",
@@ -690,6 +773,10 @@ void Bridge::Stop() {
   ack_thread_.join();
   liveness_thread_.join();
   deregister_thread_.join();
+  if (distributor_ != nullptr) {
+    distributor_->Stop();
+    distribute_thread_.join();
+  }
   KOLE_LOG(Info, "MQTT bridge stopped");
 }
 

@@ -49,8 +49,10 @@
 #include "common/metrics.h"
 #include "mqtt-bridge/liveness.h"
 #include "mqtt-bridge/mqtt_client.h"
+#include "mqtt-bridge/pod_distributor.h"
 #include "mqtt-bridge/protocol.h"
 #include "storage/node_store.h"
+#include "storage/pod_store.h"
 
 namespace kole::bridge {
 
@@ -59,7 +61,8 @@ namespace kole::bridge {
 class Publisher {
  public:
   virtual ~Publisher() = default;
-  virtual absl::Status Publish(std::string_view topic, std::string_view payload, int qos) = 0;
+  virtual absl::Status Publish(std::string_view topic, std::string_view payload, int qos,
+                               bool retained = false) = 0;
 };
 
 struct BridgeOptions {
@@ -91,6 +94,11 @@ struct BridgeOptions {
   // A node heard from after its will arrived is left alone.
   absl::Duration will_delay = absl::Seconds(3);
 
+  // A node whose heartbeat names another pod revision than its desired set
+  // gets the set again, at most this often (it may still be fetching).
+  absl::Duration pod_resend_after = absl::Seconds(30);
+  PodDistributorOptions distributor;
+
   // A heartbeat from an epoch or node the store does not know asks the device
   // for its full state once the mismatch has lasted this long (a registration
   // may simply be behind it in the stream), at most resync_per_second overall
@@ -112,9 +120,12 @@ struct BridgeStatus {
 
 class Bridge {
  public:
+  // With `pods`, the bridge also distributes the pods of EdgeDaemonSets
+  // (pod_distributor.h) and applies what devices report about them.
   static absl::StatusOr<std::unique_ptr<Bridge>> Create(BridgeOptions options,
                                                         storage::NodeStore* store,
-                                                        metrics::MetricsRegistry* metrics);
+                                                        metrics::MetricsRegistry* metrics,
+                                                        storage::PodStore* pods = nullptr);
   ~Bridge();  // Stop().
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;
@@ -133,6 +144,9 @@ class Bridge {
 
   // Runs one liveness pass now (tests; the liveness thread does it on its own).
   void CheckLiveness();
+  // Sends pending templates and pod sets now (tests, benchmarks); null
+  // without a pod store.
+  PodDistributor* distributor() { return distributor_.get(); }
 
   BridgeStatus status() const;
 
@@ -160,7 +174,8 @@ class Bridge {
   class ConsumerPublisher;
   class Applier;
 
-  Bridge(BridgeOptions options, storage::NodeStore* store, metrics::MetricsRegistry* registry);
+  Bridge(BridgeOptions options, storage::NodeStore* store, metrics::MetricsRegistry* registry,
+         storage::PodStore* pods);
 
   bool Enqueue(std::string_view topic, std::string_view payload);
   bool QueueHasRoom() const ABSL_SHARED_LOCKS_REQUIRED(queue_mu_);
@@ -176,6 +191,8 @@ class Bridge {
   const BridgeOptions options_;
   const protocol::TopicScheme topics_;
   storage::NodeStore* const store_;
+  storage::PodStore* const pods_;  // Null: no pod distribution.
+  std::unique_ptr<PodDistributor> distributor_;
   std::unique_ptr<Metrics> metrics_;
   metrics::Counter* dropped_queue_full_ = nullptr;
   metrics::Counter* dropped_too_large_ = nullptr;
@@ -209,6 +226,7 @@ class Bridge {
   std::thread ack_thread_;
   std::thread liveness_thread_;
   std::thread deregister_thread_;
+  std::thread distribute_thread_;
 };
 
 }  // namespace kole::bridge

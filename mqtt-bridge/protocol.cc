@@ -19,12 +19,16 @@ namespace {
 constexpr std::string_view kNodes = "nodes";
 constexpr std::string_view kGateways = "gateways";
 
-constexpr std::array<std::pair<Channel, std::string_view>, 5> kChannelNames = {{
+constexpr std::string_view kWorkloads = "workloads";
+
+constexpr std::array<std::pair<Channel, std::string_view>, 7> kChannelNames = {{
     {Channel::kRegister, "register"},
     {Channel::kHeartbeat, "heartbeat"},
     {Channel::kWill, "will"},
+    {Channel::kPodStatus, "podstatus"},
     {Channel::kAck, "ack"},
     {Channel::kControl, "control"},
+    {Channel::kPods, "pods"},
 }};
 
 // --- DOM helpers for the messages that are not on the hot path ---------------
@@ -589,10 +593,25 @@ std::optional<Topic> TopicScheme::Parse(std::string_view topic) const {
   return std::nullopt;
 }
 
+std::string TopicScheme::WorkloadTopic(std::string_view ns, std::string_view workload,
+                                       std::string_view revision) const {
+  std::string topic = prefix_;
+  for (std::string_view part : {kWorkloads, ns, workload, revision}) {
+    topic += '/';
+    topic += part;
+  }
+  return topic;
+}
+
+std::string TopicScheme::WorkloadFilter() const {
+  return prefix_ + "/" + std::string(kWorkloads) + "/#";
+}
+
 std::vector<std::string> TopicScheme::CloudSubscriptions(std::string_view share_group) const {
   std::vector<std::string> filters;
   for (std::string_view kind : {kNodes, kGateways}) {
-    for (Channel channel : {Channel::kRegister, Channel::kHeartbeat, Channel::kWill}) {
+    for (Channel channel :
+         {Channel::kRegister, Channel::kHeartbeat, Channel::kWill, Channel::kPodStatus}) {
       std::string filter;
       if (!share_group.empty()) {
         filter += "$share/";
@@ -766,6 +785,99 @@ DecodeError DecodeControl(std::string_view payload, ControlMessage* out) {
   return DecodeError::kOk;
 }
 
+namespace {
+
+DecodeError ReadPodRefs(const Value& entry, NodePods* out) {
+  KOLE_RETURN_IF_DECODE_ERROR(ReadString(entry, "podRev", false, &out->pod_revision));
+  const Value* pods = Member(entry, "pods");
+  if (pods == nullptr) return DecodeError::kMissingField;
+  if (!pods->IsArray()) return DecodeError::kWrongType;
+  if (pods->Size() > kMaxPodsPerNode) return DecodeError::kTooLarge;
+  for (const Value& p : pods->GetArray()) {
+    if (!p.IsObject()) return DecodeError::kWrongType;
+    PodRef ref;
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "namespace", true, &ref.namespace_));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "name", true, &ref.name));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "workload", true, &ref.workload));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "rev", true, &ref.revision));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadUint(p, "restart", false, &ref.restart));
+    out->pods.push_back(std::move(ref));
+  }
+  return DecodeError::kOk;
+}
+
+DecodeError ReadPodStatuses(const Value& entry, NodePodStatus* out) {
+  const Value* pods = Member(entry, "pods");
+  if (pods == nullptr) return DecodeError::kMissingField;
+  if (!pods->IsArray()) return DecodeError::kWrongType;
+  if (pods->Size() > kMaxPodsPerNode) return DecodeError::kTooLarge;
+  for (const Value& p : pods->GetArray()) {
+    if (!p.IsObject()) return DecodeError::kWrongType;
+    PodStatus status;
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "namespace", true, &status.namespace_));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "workload", true, &status.workload));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "rev", true, &status.revision));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "phase", true, &status.phase));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadUint(p, "ready", false, &status.ready));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadUint(p, "restarts", false, &status.restarts));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadUint(p, "lastRestart", false, &status.last_restart));
+    KOLE_RETURN_IF_DECODE_ERROR(ReadString(p, "reason", false, &status.reason));
+    out->pods.push_back(std::move(status));
+  }
+  return DecodeError::kOk;
+}
+
+}  // namespace
+
+DecodeError DecodePods(const Topic& topic, std::string_view payload, PodsMessage* out) {
+  rapidjson::Document document;
+  KOLE_RETURN_IF_DECODE_ERROR(ParseEnvelope(payload, &document));
+  out->nodes.clear();
+  return ReadEntries(document, "nodes", topic.sender == Sender::kGateway,
+                     [&](const Value& entry) -> DecodeError {
+                       if (!entry.IsObject()) return DecodeError::kWrongType;
+                       NodePods node;
+                       KOLE_RETURN_IF_DECODE_ERROR(ReadString(entry, "node", false, &node.node));
+                       KOLE_RETURN_IF_DECODE_ERROR(MatchTopicNode(topic, &node.node));
+                       KOLE_RETURN_IF_DECODE_ERROR(ReadPodRefs(entry, &node));
+                       out->nodes.push_back(std::move(node));
+                       return DecodeError::kOk;
+                     });
+}
+
+DecodeError DecodePodStatus(const Topic& topic, std::string_view payload, PodStatusMessage* out) {
+  rapidjson::Document document;
+  KOLE_RETURN_IF_DECODE_ERROR(ParseEnvelope(payload, &document));
+  out->nodes.clear();
+  return ReadEntries(document, "nodes", topic.sender == Sender::kGateway,
+                     [&](const Value& entry) -> DecodeError {
+                       if (!entry.IsObject()) return DecodeError::kWrongType;
+                       NodePodStatus node;
+                       KOLE_RETURN_IF_DECODE_ERROR(ReadString(entry, "node", false, &node.node));
+                       KOLE_RETURN_IF_DECODE_ERROR(MatchTopicNode(topic, &node.node));
+                       KOLE_RETURN_IF_DECODE_ERROR(ReadPodStatuses(entry, &node));
+                       out->nodes.push_back(std::move(node));
+                       return DecodeError::kOk;
+                     });
+}
+
+DecodeError DecodeWorkloadTemplate(std::string_view payload, WorkloadTemplate* out) {
+  rapidjson::Document document;
+  KOLE_RETURN_IF_DECODE_ERROR(ParseEnvelope(payload, &document));
+  *out = WorkloadTemplate{};
+  KOLE_RETURN_IF_DECODE_ERROR(ReadString(document, "namespace", true, &out->namespace_));
+  KOLE_RETURN_IF_DECODE_ERROR(ReadString(document, "workload", true, &out->workload));
+  KOLE_RETURN_IF_DECODE_ERROR(ReadString(document, "rev", true, &out->revision));
+  const Value* tmpl = Member(document, "template");
+  if (tmpl == nullptr) return DecodeError::kMissingField;
+  if (!tmpl->IsObject()) return DecodeError::kWrongType;
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  tmpl->Accept(writer);
+  out->template_json.assign(buffer.GetString(), buffer.GetSize());
+  return DecodeError::kOk;
+}
+
 // --- Encoding ------------------------------------------------------------------------
 
 void EncodeRegister(const RegisterMessage& message, bool on_node_topic, std::string& out) {
@@ -860,6 +972,113 @@ void EncodeControl(const ControlMessage& message, bool on_node_topic, std::strin
     writer.EndArray();
   }
   WriteOptional(writer, "reason", message.reason);
+  writer.EndObject();
+  out.append(buffer.GetString(), buffer.GetSize());
+}
+
+namespace {
+
+void WritePodRefs(Writer& writer, const NodePods& node) {
+  WriteOptional(writer, "podRev", node.pod_revision);
+  WriteKey(writer, "pods");
+  writer.StartArray();
+  for (const PodRef& ref : node.pods) {
+    writer.StartObject();
+    WriteKey(writer, "namespace");
+    WriteString(writer, ref.namespace_);
+    WriteKey(writer, "name");
+    WriteString(writer, ref.name);
+    WriteKey(writer, "workload");
+    WriteString(writer, ref.workload);
+    WriteKey(writer, "rev");
+    WriteString(writer, ref.revision);
+    if (ref.restart != 0) {
+      WriteKey(writer, "restart");
+      writer.Uint(ref.restart);
+    }
+    writer.EndObject();
+  }
+  writer.EndArray();
+}
+
+void WritePodStatuses(Writer& writer, const NodePodStatus& node) {
+  WriteKey(writer, "pods");
+  writer.StartArray();
+  for (const PodStatus& p : node.pods) {
+    writer.StartObject();
+    WriteKey(writer, "namespace");
+    WriteString(writer, p.namespace_);
+    WriteKey(writer, "workload");
+    WriteString(writer, p.workload);
+    WriteKey(writer, "rev");
+    WriteString(writer, p.revision);
+    WriteKey(writer, "phase");
+    WriteString(writer, p.phase);
+    WriteKey(writer, "ready");
+    writer.Uint(p.ready);
+    WriteKey(writer, "restarts");
+    writer.Uint(p.restarts);
+    if (p.last_restart != 0) {
+      WriteKey(writer, "lastRestart");
+      writer.Uint64(p.last_restart);
+    }
+    WriteOptional(writer, "reason", p.reason);
+    writer.EndObject();
+  }
+  writer.EndArray();
+}
+
+// A flat single-node body on a node topic, else {"nodes":[...]}.
+template <typename Entry, typename WriteFields>
+void EncodeNodeEntries(const std::vector<Entry>& nodes, bool on_node_topic, WriteFields fields,
+                       std::string& out) {
+  rapidjson::StringBuffer buffer;
+  Writer writer(buffer);
+  StartEnvelope(writer);
+  if (on_node_topic && nodes.size() == 1) {
+    WriteKey(writer, "node");
+    WriteString(writer, nodes.front().node);
+    fields(writer, nodes.front());
+  } else {
+    WriteKey(writer, "nodes");
+    writer.StartArray();
+    for (const Entry& node : nodes) {
+      writer.StartObject();
+      WriteKey(writer, "node");
+      WriteString(writer, node.node);
+      fields(writer, node);
+      writer.EndObject();
+    }
+    writer.EndArray();
+  }
+  writer.EndObject();
+  out.append(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace
+
+void EncodePods(const PodsMessage& message, bool on_node_topic, std::string& out) {
+  EncodeNodeEntries(message.nodes, on_node_topic, WritePodRefs, out);
+}
+
+void EncodePodStatus(const PodStatusMessage& message, bool on_node_topic, std::string& out) {
+  EncodeNodeEntries(message.nodes, on_node_topic, WritePodStatuses, out);
+}
+
+void EncodeWorkloadTemplate(const WorkloadTemplate& workload, std::string& out) {
+  rapidjson::StringBuffer buffer;
+  Writer writer(buffer);
+  StartEnvelope(writer);
+  WriteKey(writer, "namespace");
+  WriteString(writer, workload.namespace_);
+  WriteKey(writer, "workload");
+  WriteString(writer, workload.workload);
+  WriteKey(writer, "rev");
+  WriteString(writer, workload.revision);
+  WriteKey(writer, "template");
+  std::string_view t = workload.template_json.empty() ? std::string_view("{}")
+                                                      : std::string_view(workload.template_json);
+  writer.RawValue(t.data(), t.size(), rapidjson::kObjectType);
   writer.EndObject();
   out.append(buffer.GetString(), buffer.GetSize());
 }

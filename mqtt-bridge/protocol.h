@@ -58,9 +58,11 @@ enum class Channel : uint8_t {
   kRegister,   // QoS 1. Registration or full-state report; acknowledged.
   kHeartbeat,  // QoS 0. Liveness and sequence.
   kWill,       // QoS 1. Last will: the connection is gone.
+  kPodStatus,  // QoS 1. What the device's pods are doing (failures, restarts).
   // Cloud to device.
   kAck,      // QoS 1. Registration acknowledgements.
   kControl,  // QoS 1. Resync and deregistration.
+  kPods,     // QoS 1. The desired pod set: references to workload templates.
 };
 
 std::string_view ChannelName(Channel channel);
@@ -84,6 +86,14 @@ class TopicScheme {
   // nullopt for anything that is not exactly a KOLE topic: another prefix, an
   // unknown sender kind or channel, an empty id, extra levels.
   std::optional<Topic> Parse(std::string_view topic) const;
+
+  // <prefix>/workloads/<namespace>/<workload>/<revision>: the retained
+  // template of one revision of an EdgeDaemonSet, read by every device that
+  // runs it (docs/protocol.md, "Pods").
+  std::string WorkloadTopic(std::string_view namespace_, std::string_view workload,
+                            std::string_view revision) const;
+  // The filter that matches every workload topic, for ACLs and tools.
+  std::string WorkloadFilter() const;
 
   // What the cloud subscribes to: every device-to-cloud channel of every node
   // and gateway. With a non-empty share group, as MQTT shared subscriptions
@@ -223,6 +233,71 @@ struct ControlMessage {
   bool operator==(const ControlMessage&) const = default;
 };
 
+// One pod a node is to run: which workload, at which template revision, and
+// how often the cloud restarted it (a delete through the API).
+struct PodRef {
+  std::string namespace_;
+  std::string name;      // The pod's name in the API.
+  std::string workload;  // The EdgeDaemonSet; its template is on WorkloadTopic().
+  std::string revision;  // 8 hex digits.
+  uint32_t restart = 0;
+  bool operator==(const PodRef&) const = default;
+};
+
+// The full desired pod set of one node. A device runs exactly these pods;
+// once it does, its heartbeats carry `pod_revision`.
+struct NodePods {
+  std::string node;
+  std::string pod_revision;  // "" for the empty set.
+  std::vector<PodRef> pods;
+  bool operator==(const NodePods&) const = default;
+};
+
+// One message on a pods channel: one node's set on a node topic, up to
+// kMaxBatchNodes on a gateway topic.
+struct PodsMessage {
+  std::vector<NodePods> nodes;
+  bool operator==(const PodsMessage&) const = default;
+};
+
+// What a device reports about one pod it was told to run. A pod running as
+// told needs no report: the heartbeat's pod revision says so.
+struct PodStatus {
+  std::string namespace_;
+  std::string workload;
+  std::string revision;
+  std::string phase;   // Pending, Running, Succeeded, Failed.
+  uint32_t ready = 0;  // Ready containers.
+  uint32_t restarts = 0;
+  uint64_t last_restart = 0;  // Unix seconds; 0 if never.
+  std::string reason;         // CrashLoopBackOff, ImagePullBackOff, Error, ...
+  bool operator==(const PodStatus&) const = default;
+};
+
+struct NodePodStatus {
+  std::string node;
+  std::vector<PodStatus> pods;
+  bool operator==(const NodePodStatus&) const = default;
+};
+
+struct PodStatusMessage {
+  std::vector<NodePodStatus> nodes;
+  bool operator==(const PodStatusMessage&) const = default;
+};
+
+// The retained template of one workload revision.
+struct WorkloadTemplate {
+  std::string namespace_;
+  std::string workload;
+  std::string revision;
+  // {"metadata":{"labels":..,"annotations":..},"spec":{<pod spec>}} as JSON.
+  std::string template_json;
+  bool operator==(const WorkloadTemplate&) const = default;
+};
+
+// Entries in a pod set or status report of one node.
+inline constexpr size_t kMaxPodsPerNode = 110;
+
 // --- Decoding ----------------------------------------------------------------
 
 // Why a payload was refused. Each value is a metric label
@@ -253,6 +328,9 @@ DecodeError DecodeHeartbeats(const Topic& topic, std::string_view payload, Heart
 DecodeError DecodeWill(std::string_view payload, Will* out);
 DecodeError DecodeAck(std::string_view payload, AckMessage* out);
 DecodeError DecodeControl(std::string_view payload, ControlMessage* out);
+DecodeError DecodePods(const Topic& topic, std::string_view payload, PodsMessage* out);
+DecodeError DecodePodStatus(const Topic& topic, std::string_view payload, PodStatusMessage* out);
+DecodeError DecodeWorkloadTemplate(std::string_view payload, WorkloadTemplate* out);
 
 // --- Encoding ----------------------------------------------------------------
 
@@ -263,5 +341,8 @@ void EncodeHeartbeats(std::span<const HeartbeatEntry> beats, bool on_node_topic,
 void EncodeWill(const Will& will, std::string& out);
 void EncodeAck(const AckMessage& message, bool on_node_topic, std::string& out);
 void EncodeControl(const ControlMessage& message, bool on_node_topic, std::string& out);
+void EncodePods(const PodsMessage& message, bool on_node_topic, std::string& out);
+void EncodePodStatus(const PodStatusMessage& message, bool on_node_topic, std::string& out);
+void EncodeWorkloadTemplate(const WorkloadTemplate& workload, std::string& out);
 
 }  // namespace kole::protocol

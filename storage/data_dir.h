@@ -34,6 +34,7 @@ inline constexpr std::string_view kDataDirWalName = "wal";
 inline constexpr std::string_view kDataDirSnapshotsName = "snapshots";
 inline constexpr std::string_view kDataDirPodsName = "pods";
 inline constexpr std::string_view kPodLogName = "pods.log";  // Inside pods/.
+inline constexpr std::string_view kDataDirWorkloadsName = "edgedaemonsets";
 
 class DataDir {
  public:

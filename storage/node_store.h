@@ -453,5 +453,7 @@ class NodeWatcher {
 // True when `status` means "that version is gone": the API answers 410 Gone
 // and the client relists.
 bool IsExpired(const absl::Status& status);
+// An OutOfRange status that IsExpired() recognises.
+absl::Status ExpiredError(std::string message);
 
 }  // namespace kole::storage

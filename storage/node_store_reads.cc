@@ -21,11 +21,7 @@ constexpr std::string_view kContinuePrefix = "kole1:";
 
 const absl::string_view kExpiredPayload = "kole.io/expired";
 
-absl::Status Expired(std::string message) {
-  absl::Status status = absl::OutOfRangeError(std::move(message));
-  status.SetPayload(kExpiredPayload, absl::Cord("1"));
-  return status;
-}
+absl::Status Expired(std::string message) { return ExpiredError(std::move(message)); }
 
 // A watch from `rv`, older than the oldest retained version; the wording is
 // kube-apiserver's, which clients recognise.
@@ -59,6 +55,12 @@ bool DecodeContinue(std::string_view token, uint64_t* rv, uint32_t* slot, std::s
 }
 
 }  // namespace
+
+absl::Status ExpiredError(std::string message) {
+  absl::Status status = absl::OutOfRangeError(std::move(message));
+  status.SetPayload(kExpiredPayload, absl::Cord("1"));
+  return status;
+}
 
 bool IsExpired(const absl::Status& status) {
   return absl::IsOutOfRange(status) && status.GetPayload(kExpiredPayload).has_value();

@@ -23,6 +23,9 @@ struct Pod {
   StringPairs labels;
   StringPairs annotations;
 
+  // metadata.ownerReferences as a compact JSON array; empty for none.
+  std::string owner_references_json;
+
   std::string node_name;    // spec.nodeName
   std::string phase;        // status.phase
   std::string spec_json;    // The spec object, compact JSON.

@@ -64,6 +64,11 @@ struct PodWatchEvent {
   Pod pod;  // For kDeleted: the last state, with the deletion's version.
 };
 
+// Whether `pod` is in the selection: namespace (empty: all), labels, and the
+// fields metadata.name, metadata.namespace, spec.nodeName and status.phase.
+bool PodMatches(const Pod& pod, std::string_view namespace_, const LabelSelector& labels,
+                const FieldSelector& fields);
+
 class PodWatcher {
  public:
   virtual ~PodWatcher() = default;

@@ -39,10 +39,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 
 #include "storage/clock.h"
+#include "storage/daemon_pods.h"
 #include "storage/file_system.h"
 #include "storage/pod_source.h"
 
@@ -55,6 +57,8 @@ struct PodStoreOptions {
   int64_t retention_seconds = 300;  // History kept for watches and paging.
   size_t max_history = 100000;      // ... but no more entries than this.
   uint64_t compact_after_bytes = uint64_t{64} << 20;
+  // History of derived pod events kept for watches (80 bytes an event).
+  size_t max_derived_history_bytes = size_t{512} << 20;
   // Read the log without changing anything (kole-admin): no directory is
   // created, a torn last record is ignored rather than truncated, the log is
   // not rewritten, and every write fails with FailedPrecondition.
@@ -92,9 +96,36 @@ class PodStore final : public PodSource {
                                                     LabelSelector labels,
                                                     FieldSelector fields) const override;
 
-  // Whether `pod` is in the selection (shared with the watcher).
-  static bool Matches(const Pod& pod, std::string_view namespace_, const LabelSelector& labels,
-                      const FieldSelector& fields);
+  // --- Pods of EdgeDaemonSets (daemon_pods.h), under the same lock ---
+
+  void SetWorkload(const WorkloadSpec& spec, const std::vector<DaemonNodeFacts>& selected);
+  void RemoveWorkload(std::string_view namespace_, std::string_view name);
+  WorkloadStatus GetWorkloadStatus(std::string_view namespace_, std::string_view name) const;
+  void SetNodes(const std::vector<DaemonNodeFacts>& nodes);
+  void RemoveNodes(const std::vector<std::string>& names);
+  // Heartbeats' pod revisions, (node, revision) pairs. Returns how many
+  // nodes run something else and were queued to get their set again.
+  size_t ApplyPodRevisions(std::span<const std::pair<std::string_view, std::string_view>> revisions,
+                           int64_t resend_after_s);
+  void ApplyPodReports(std::string_view node, const std::vector<DaemonPodReport>& reports);
+  // Advances rolling updates and trims the derived history.
+  size_t Rollout();
+  std::vector<NodePodSet> TakeDirtyNodes(size_t max);
+  void MarkAllNodesDirty();
+  void MarkNodesDirty(const std::vector<std::string>& nodes);
+  std::vector<WorkloadTemplateInfo> WorkloadTemplates() const;
+  std::optional<NodePodSet> DesiredPodSet(std::string_view node) const;
+  struct DerivedStats {
+    size_t pods = 0;
+    size_t nodes = 0;
+    size_t dirty_nodes = 0;
+    size_t history_events = 0;
+    size_t history_bytes = 0;
+    size_t memory_bytes = 0;  // Cells, node index and history.
+  };
+  DerivedStats derived_stats() const;
+  // Whether `namespace_/name` is a pod of an EdgeDaemonSet.
+  bool IsDerived(std::string_view namespace_, std::string_view name) const;
 
  private:
   friend class PodStoreWatcher;
@@ -115,6 +146,10 @@ class PodStore final : public PodSource {
   absl::Status LogLocked(char op, const Pod& pod) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CompactLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CoversLocked(uint64_t rv) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status ListDerived(const PodListOptions& options, std::string position, size_t limit,
+                           absl::FunctionRef<void(const Pod&)> visit, PodListResult* result) const;
+  uint64_t FloorLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  uint64_t NextDerivedVersion();
   absl::StatusOr<Pod> WriteLocked(const Pod& desired, uint64_t expected_rv, bool status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -124,6 +159,13 @@ class PodStore final : public PodSource {
   std::map<Key, Pod> pods_ ABSL_GUARDED_BY(mu_);
   std::deque<Change> history_ ABSL_GUARDED_BY(mu_);
   uint64_t rv_ ABSL_GUARDED_BY(mu_) = 0;
+  // Versions up to here are reserved in the log (derived events use them
+  // without a record each).
+  uint64_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
+  static constexpr uint64_t kDerivedVersionReservation = 1 << 20;
+  // Changes up to this version are no longer in either history.
+  uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<DaemonPods> daemon_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status write_failure_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<WritableFile> log_ ABSL_GUARDED_BY(mu_);

@@ -78,7 +78,8 @@ TEST(Discovery, ResourceListHasStatusSubresources) {
   doc.Parse(body.data(), body.size());
   std::vector<std::string> names;
   for (const auto& r : doc["resources"].GetArray()) names.push_back(r["name"].GetString());
-  EXPECT_EQ(names, (std::vector<std::string>{"nodes", "nodes/status", "pods", "pods/status"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"nodes", "nodes/status", "pods", "pods/status",
+                                             "edgedaemonsets", "edgedaemonsets/status"}));
 }
 
 TEST(OpenApi, V2IsRefusedWhenOnlyProtobufIsAccepted) {

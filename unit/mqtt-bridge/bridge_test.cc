@@ -21,7 +21,8 @@ using ::testing::HasSubstr;
 
 class RecordingPublisher : public Publisher {
  public:
-  absl::Status Publish(std::string_view topic, std::string_view payload, int qos) override {
+  absl::Status Publish(std::string_view topic, std::string_view payload, int qos,
+                       bool retained = false) override {
     absl::MutexLock lock(&mu_);
     sent_.emplace_back(std::string(topic), std::string(payload));
     return absl::OkStatus();

@@ -142,8 +142,9 @@ TEST(TopicScheme, CloudSubscribesToDeviceChannelsOfNodesAndGateways) {
   TopicScheme topics;
   EXPECT_THAT(topics.CloudSubscriptions(""),
               UnorderedElementsAre("kole/v1/nodes/+/register", "kole/v1/nodes/+/heartbeat",
-                                   "kole/v1/nodes/+/will", "kole/v1/gateways/+/register",
-                                   "kole/v1/gateways/+/heartbeat", "kole/v1/gateways/+/will"));
+                                   "kole/v1/nodes/+/will", "kole/v1/nodes/+/podstatus",
+                                   "kole/v1/gateways/+/register", "kole/v1/gateways/+/heartbeat",
+                                   "kole/v1/gateways/+/will", "kole/v1/gateways/+/podstatus"));
 }
 
 TEST(TopicScheme, CloudSubscriptionsWithShareGroupAreSharedSubscriptions) {
@@ -152,8 +153,9 @@ TEST(TopicScheme, CloudSubscriptionsWithShareGroupAreSharedSubscriptions) {
       topics.CloudSubscriptions("bridges"),
       UnorderedElementsAre(
           "$share/bridges/fleet/nodes/+/register", "$share/bridges/fleet/nodes/+/heartbeat",
-          "$share/bridges/fleet/nodes/+/will", "$share/bridges/fleet/gateways/+/register",
-          "$share/bridges/fleet/gateways/+/heartbeat", "$share/bridges/fleet/gateways/+/will"));
+          "$share/bridges/fleet/nodes/+/will", "$share/bridges/fleet/nodes/+/podstatus",
+          "$share/bridges/fleet/gateways/+/register", "$share/bridges/fleet/gateways/+/heartbeat",
+          "$share/bridges/fleet/gateways/+/will", "$share/bridges/fleet/gateways/+/podstatus"));
 }
 
 // --- Names -------------------------------------------------------------------
