@@ -1,8 +1,12 @@
 #include "edge/edge_sim.h"
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <utility>
 
@@ -32,8 +36,15 @@ struct EdgeSimulator::Connection {
   std::vector<uint32_t> by_name;
   std::unique_ptr<protocol::MqttClient> client;
 
+  // What the receive thread hands over: a message of one of the node or
+  // gateway's channels, or (template true) a retained workload template.
+  struct Received {
+    Channel channel;
+    bool workload_template;
+    std::string payload;
+  };
   absl::Mutex mu;
-  std::vector<std::pair<Channel, std::string>> inbox ABSL_GUARDED_BY(mu);
+  std::vector<Received> inbox ABSL_GUARDED_BY(mu);
   std::atomic<bool> reconnected{false};
   std::atomic<bool> up{false};
 
@@ -46,6 +57,10 @@ struct EdgeSimulator::Connection {
   std::string held_payload;
   uint64_t next_message_id = 1;
   int64_t next_flush_ms = 0;
+  // Workload templates this connection received ("ns/workload/rev"), and the
+  // pods of each set revision its nodes were sent (for crash reports).
+  absl::flat_hash_set<std::string> templates;
+  absl::flat_hash_map<uint32_t, std::vector<protocol::PodRef>> sets;
 };
 
 // A worker thread with its connections and reusable buffers.
@@ -65,6 +80,11 @@ struct EdgeSimulator::Worker {
   std::string spare;
   protocol::AckMessage acks;
   protocol::ControlMessage control;
+  protocol::PodsMessage pods;
+  protocol::WorkloadTemplate workload;
+  protocol::PodStatusMessage reports;
+  // Backing store of the heartbeats' pod revisions (views point here).
+  std::vector<std::array<char, 8>> revisions;
   double bytes_per_registration = 1200;  // Refined as registrations are encoded.
 };
 
@@ -155,11 +175,15 @@ absl::Status EdgeSimulator::Build() {
   names_.shrink_to_fit();
 
   states_.assign(n, NodeState{});
+  pods_.assign(n, PodState{});
   for (NodeState& state : states_) state.epoch = options_.epoch;
 
   // Connections: node connections, or gateways over contiguous slices.
   const bool node_connections = options_.connections == n;
   const protocol::TopicScheme topics(options_.topic_prefix);
+  // Every workload topic starts with this (the filter without its '#').
+  std::string workload_prefix = topics.WorkloadFilter();
+  workload_prefix.pop_back();
   const uint64_t m = options_.connections;
   for (uint64_t k = 0; k < m; ++k) {
     auto conn = std::make_unique<Connection>();
@@ -204,13 +228,19 @@ absl::Status EdgeSimulator::Build() {
     Connection* raw = conn.get();
     absl::StatusOr<std::unique_ptr<protocol::MqttClient>> client = protocol::MqttClient::Create(
         std::move(mqtt),
-        [raw, topics](const protocol::MqttMessage& message) {
+        [raw, topics, workload_prefix](const protocol::MqttMessage& message) {
+          if (message.topic.starts_with(workload_prefix)) {
+            absl::MutexLock lock(&raw->mu);
+            raw->inbox.push_back({Channel::kPods, true, std::string(message.payload)});
+            return;
+          }
           std::optional<protocol::Topic> topic = topics.Parse(message.topic);
-          if (!topic || (topic->channel != Channel::kAck && topic->channel != Channel::kControl)) {
+          if (!topic || (topic->channel != Channel::kAck && topic->channel != Channel::kControl &&
+                         topic->channel != Channel::kPods)) {
             return;
           }
           absl::MutexLock lock(&raw->mu);
-          raw->inbox.emplace_back(topic->channel, std::string(message.payload));
+          raw->inbox.push_back({topic->channel, false, std::string(message.payload)});
         },
         [raw](bool connected) {
           raw->up.store(connected, std::memory_order_release);
@@ -220,7 +250,9 @@ absl::Status EdgeSimulator::Build() {
     conn->client = *std::move(client);
     absl::Status subscribed =
         conn->client->Subscribe({topics.Build(conn->sender, conn->name, Channel::kAck),
-                                 topics.Build(conn->sender, conn->name, Channel::kControl)},
+                                 topics.Build(conn->sender, conn->name, Channel::kControl),
+                                 topics.Build(conn->sender, conn->name, Channel::kPods),
+                                 topics.WorkloadFilter()},
                                 1);
     if (!subscribed.ok()) return subscribed;
     connections_.push_back(std::move(conn));
@@ -299,6 +331,12 @@ SimCounters EdgeSimulator::Counters() const {
   c.duplicated = duplicated_.load();
   c.reordered = reordered_.load();
   c.malformed = malformed_.load();
+  c.pod_sets_received = pod_sets_received_.load();
+  c.nodes_with_pod_set = nodes_with_set_.load();
+  c.templates_received = templates_received_.load();
+  c.pods_running = pods_running_.load();
+  c.pods_failing = pods_failing_.load();
+  c.pod_reports_sent = pod_reports_sent_.load();
   return c;
 }
 
@@ -344,6 +382,137 @@ void EdgeSimulator::Count(NodePhase before, bool was_registered, const NodeState
   }
 }
 
+namespace {
+
+// Pod timings are kept in tenths of a second of the steady clock.
+uint32_t Tenths(int64_t ms) { return static_cast<uint32_t>(ms / 100); }
+
+// Whether the pod set `revision` crash-loops on node `i`: fixed per node and
+// revision, so a resend or a restart of the simulator decides the same way.
+bool SetFails(uint32_t i, uint32_t revision, double rate) {
+  if (rate <= 0) return false;
+  uint64_t x = (uint64_t{i} << 32 | revision) * 0x9E3779B97F4A7C15ull;
+  x ^= x >> 29;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 32;
+  return static_cast<double>(x >> 11) * 0x1.0p-53 < rate;
+}
+
+}  // namespace
+
+void EdgeSimulator::ApplyPods(Connection& conn, const protocol::NodePods& set, int64_t now) {
+  int64_t found = FindNode(conn, set.node);
+  if (found < 0) return;
+  uint32_t i = static_cast<uint32_t>(found);
+  PodState& p = pods_[i];
+  uint32_t revision = 0;
+  if (!set.pod_revision.empty()) {
+    auto [end, err] = std::from_chars(set.pod_revision.data(),
+                                      set.pod_revision.data() + set.pod_revision.size(), revision,
+                                      16);
+    if (err != std::errc() || end != set.pod_revision.data() + set.pod_revision.size()) return;
+  }
+  pod_sets_received_.fetch_add(1, std::memory_order_relaxed);
+  if (!p.has_set) {
+    p.has_set = 1;
+    nodes_with_set_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (revision != 0 && !conn.sets.contains(revision)) {
+    std::vector<protocol::PodRef> refs = set.pods;
+    for (protocol::PodRef& ref : refs) ref.name.clear();  // Per node; not needed.
+    conn.sets.emplace(revision, std::move(refs));
+  }
+  if (revision == p.desired) return;  // A resend of what the node has.
+  p.desired = revision;
+  if (revision == 0) {
+    // Every pod removed: stop at once.
+    if (p.running != 0) pods_running_.fetch_sub(1, std::memory_order_relaxed);
+    if (p.failing) pods_failing_.fetch_sub(1, std::memory_order_relaxed);
+    p = PodState{.has_set = 1};
+    return;
+  }
+  int64_t delay = absl::ToInt64Milliseconds(options_.pod_start_delay);
+  int64_t spread = delay / 2 + static_cast<int64_t>(conn.rng.Below(static_cast<uint64_t>(delay) + 1));
+  p.due_s = std::max<uint32_t>(1, Tenths(now + spread));
+}
+
+void EdgeSimulator::AdvancePods(Connection& conn, uint32_t i, int64_t now,
+                                protocol::PodStatusMessage* out) {
+  PodState& p = pods_[i];
+  uint32_t tenths = Tenths(now);
+  if (tenths < p.due_s) return;
+  auto set = conn.sets.find(p.desired);
+  if (p.desired != p.running) {
+    // A device starts a set once it holds every template it names.
+    if (set != conn.sets.end()) {
+      for (const protocol::PodRef& ref : set->second) {
+        if (!conn.templates.contains(
+                fmt::format("{}/{}/{}", ref.namespace_, ref.workload, ref.revision))) {
+          p.due_s = tenths + 10;
+          return;
+        }
+      }
+    }
+    if (p.running == 0) pods_running_.fetch_add(1, std::memory_order_relaxed);
+    p.running = p.desired;
+    bool fails = SetFails(i, p.desired, options_.pod_failure_rate);
+    if (fails != static_cast<bool>(p.failing)) {
+      if (fails) {
+        pods_failing_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        pods_failing_.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+    p.failing = fails ? 1 : 0;
+    p.restarts = 0;
+    p.due_s = fails ? tenths + 1 : 0;
+    return;
+  }
+  if (!p.failing || set == conn.sets.end()) {
+    p.due_s = 0;
+    return;
+  }
+  // A crash loop: another restart, reported; the next one later.
+  ++p.restarts;
+  protocol::NodePodStatus report;
+  report.node = std::string(NameOf(i));
+  for (const protocol::PodRef& ref : set->second) {
+    report.pods.push_back({.namespace_ = ref.namespace_,
+                           .workload = ref.workload,
+                           .revision = ref.revision,
+                           .phase = "Running",
+                           .ready = 0,
+                           .restarts = p.restarts,
+                           .last_restart = static_cast<uint64_t>(absl::ToUnixSeconds(absl::Now())),
+                           .reason = "CrashLoopBackOff"});
+  }
+  out->nodes.push_back(std::move(report));
+  p.due_s = tenths + static_cast<uint32_t>(
+                         std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.crash_report_interval) / 100));
+}
+
+void EdgeSimulator::SendPodReports(Worker& worker, Connection& conn) {
+  std::vector<protocol::NodePodStatus>& nodes = worker.reports.nodes;
+  if (nodes.empty()) return;
+  const protocol::TopicScheme topics(options_.topic_prefix);
+  std::string topic = topics.Build(conn.sender, conn.name, Channel::kPodStatus);
+  bool single = conn.sender == Sender::kNode;
+  size_t step = single ? 1 : protocol::kMaxBatchNodes;
+  for (size_t from = 0; from < nodes.size(); from += step) {
+    protocol::PodStatusMessage message;
+    for (size_t k = from; k < std::min(nodes.size(), from + step); ++k) {
+      message.nodes.push_back(std::move(nodes[k]));
+    }
+    worker.payload.clear();
+    protocol::EncodePodStatus(message, single, worker.payload);
+    Publish(worker, conn, topic, worker.payload, 1);
+    uint64_t entries = 0;
+    for (const auto& n : message.nodes) entries += n.pods.size();
+    pod_reports_sent_.fetch_add(entries, std::memory_order_relaxed);
+  }
+  nodes.clear();
+}
+
 int64_t EdgeSimulator::FindNode(const Connection& conn, std::string_view node) const {
   if (conn.sender == Sender::kNode) {
     return node.empty() || node == conn.name ? static_cast<int64_t>(conn.begin) : -1;
@@ -368,12 +537,22 @@ void EdgeSimulator::ApplyAck(Connection& conn, uint32_t i, const protocol::Ack& 
 }
 
 void EdgeSimulator::HandleInbox(Worker& worker, Connection& conn, int64_t now) {
-  std::vector<std::pair<Channel, std::string>> inbox;
+  std::vector<Connection::Received> inbox;
   {
     absl::MutexLock lock(&conn.mu);
     inbox.swap(conn.inbox);
   }
-  for (auto& [channel, payload] : inbox) {
+  for (auto& [channel, workload_template, payload] : inbox) {
+    if (workload_template) {
+      if (protocol::DecodeWorkloadTemplate(payload, &worker.workload) ==
+          protocol::DecodeError::kOk) {
+        conn.templates.insert(fmt::format("{}/{}/{}", worker.workload.namespace_,
+                                          worker.workload.workload, worker.workload.revision));
+        templates_received_.fetch_add(1, std::memory_order_relaxed);
+      }
+      // Else the empty payload that clears a retained template: nothing to do.
+      continue;
+    }
     switch (channel) {
       case Channel::kAck:
         if (protocol::DecodeAck(payload, &worker.acks) != protocol::DecodeError::kOk) {
@@ -407,9 +586,15 @@ void EdgeSimulator::HandleInbox(Worker& worker, Connection& conn, int64_t now) {
           Count(before, state.accepted_once, state);
         }
         break;
+      case Channel::kPods:
+        if (protocol::DecodePods(protocol::Topic{conn.sender, conn.name, Channel::kPods}, payload,
+                                 &worker.pods) != protocol::DecodeError::kOk) {
+          KOLE_LOG_EVERY_N(Warning, 1000, "Undecodable pod set", "connection", conn.name);
+          break;
+        }
+        for (const protocol::NodePods& node : worker.pods.nodes) ApplyPods(conn, node, now);
+        break;
       default:
-        // Desired pod sets (the workload issue) will be a channel of their
-        // own, handled here.
         break;
     }
   }
@@ -549,8 +734,11 @@ void EdgeSimulator::Flush(Worker& worker, Connection& conn, int64_t now) {
   uint64_t registrations = 0;
   uint64_t retried = 0;
 
+  worker.revisions.resize(options_.batch + 1);
+  worker.reports.nodes.clear();
   for (uint32_t i = conn.begin; i < conn.end; ++i) {
     NodeState& state = states_[i];
+    if (pods_[i].due_s != 0) AdvancePods(conn, i, now, &worker.reports);
     if (!NodeProtocol::Due(state, now)) continue;
 
     // A simulated restart replaces the heartbeat with a new registration.
@@ -563,8 +751,14 @@ void EdgeSimulator::Flush(Worker& worker, Connection& conn, int64_t now) {
 
     if (state.phase == NodePhase::kAccepted) {
       uint32_t sequence = protocol_.SendHeartbeat(&state, now);
+      std::string_view revision;
+      if (uint32_t running = pods_[i].running; running != 0) {
+        std::array<char, 8>& text = worker.revisions[worker.beats.size()];
+        fmt::format_to_n(text.data(), text.size(), "{:08x}", running);
+        revision = std::string_view(text.data(), text.size());
+      }
       worker.beats.push_back(protocol::HeartbeatEntry{
-          .node = NameOf(i), .epoch = state.epoch, .sequence = sequence, .pod_revision = {}});
+          .node = NameOf(i), .epoch = state.epoch, .sequence = sequence, .pod_revision = revision});
       ++heartbeats;
       if (single || worker.beats.size() >= options_.batch) SendHeartbeats(worker, conn);
       continue;
@@ -594,6 +788,7 @@ void EdgeSimulator::Flush(Worker& worker, Connection& conn, int64_t now) {
     SendRegistrations(worker, conn, 0, worker.register_nodes.size());
   }
   SendHeartbeats(worker, conn);
+  SendPodReports(worker, conn);
   ReleaseHeld(conn);
   registrations_sent_.fetch_add(registrations, std::memory_order_relaxed);
   registrations_retried_.fetch_add(retried, std::memory_order_relaxed);

@@ -80,6 +80,15 @@ struct SimOptions {
   // Treat each registration as accepted once published (no cloud to answer;
   // broker load tests).
   bool assume_accepted = false;
+
+  // Pods (docs/protocol.md, "Pods"): a node starts its desired set this long
+  // after it arrives (spread between half and one and a half times), once
+  // its connection holds every template the set names; its heartbeats then
+  // carry the set's revision. This fraction of pods crash-loops instead:
+  // they report CrashLoopBackOff with growing restart counts.
+  absl::Duration pod_start_delay = absl::Seconds(2);
+  double pod_failure_rate = 0;
+  absl::Duration crash_report_interval = absl::Seconds(30);
 };
 
 // Validates and completes the options (connections, batch, threads).
@@ -120,6 +129,15 @@ class EdgeSimulator {
  private:
   struct Connection;
   struct Worker;
+  // A node's pods: 16 bytes per node.
+  struct PodState {
+    uint32_t desired = 0;    // Revision of the set the cloud sent; 0: none.
+    uint32_t running = 0;    // Revision of the set the node runs; 0: none.
+    uint32_t due_s = 0;      // Seconds since start when `desired` starts or a crash is reported.
+    uint16_t restarts = 0;   // Of a crash-looping pod.
+    uint8_t failing = 0;     // The set crash-loops.
+    uint8_t has_set = 0;     // A set arrived at least once.
+  };
 
   explicit EdgeSimulator(SimOptions options, FleetGenerator fleet);
   absl::Status Build();
@@ -133,11 +151,15 @@ class EdgeSimulator {
   // The local index of a node of `conn`, or -1 when it is not one of its own.
   int64_t FindNode(const Connection& conn, std::string_view node) const;
   void ApplyAck(Connection& conn, uint32_t i, const protocol::Ack& ack, int64_t now);
+  void ApplyPods(Connection& conn, const protocol::NodePods& pods, int64_t now);
+  // Starts due pod sets and queues crash reports; appends reports to `out`.
+  void AdvancePods(Connection& conn, uint32_t i, int64_t now, protocol::PodStatusMessage* out);
   void FillRegistration(Worker& worker, uint32_t i, protocol::Registration* r);
   // Encodes worker.register_nodes[from, to) as one message, or two halves
   // when the payload would pass the protocol's limit.
   void SendRegistrations(Worker& worker, Connection& conn, size_t from, size_t to);
   void SendHeartbeats(Worker& worker, Connection& conn);
+  void SendPodReports(Worker& worker, Connection& conn);
   // Publishes with the connection's faults applied.
   void Publish(Worker& worker, Connection& conn, const std::string& topic, std::string& payload,
                int qos);
@@ -155,6 +177,7 @@ class EdgeSimulator {
   std::string names_;                  // Every name, back to back.
   std::vector<uint32_t> name_offset_;  // nodes + 1 offsets into names_.
   std::vector<NodeState> states_;
+  std::vector<PodState> pods_;
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -181,6 +204,12 @@ class EdgeSimulator {
   std::atomic<uint64_t> duplicated_{0};
   std::atomic<uint64_t> reordered_{0};
   std::atomic<uint64_t> malformed_{0};
+  std::atomic<uint64_t> pod_sets_received_{0};
+  std::atomic<uint64_t> nodes_with_set_{0};
+  std::atomic<uint64_t> templates_received_{0};
+  std::atomic<uint64_t> pods_running_{0};  // Nodes running a non-empty desired set.
+  std::atomic<uint64_t> pods_failing_{0};  // ... of which crash-loop.
+  std::atomic<uint64_t> pod_reports_sent_{0};
 };
 
 }  // namespace kole::edge

@@ -70,6 +70,8 @@ int PrintRegistrations(SimOptions options, const std::string& path) {
 int Main(int argc, char** argv) {
   SimOptions options;
   std::string heartbeat_interval = "10s";
+  std::string pod_start_delay = "2s";
+  std::string crash_report_interval = "30s";
   std::string flush_interval = "500ms";
   std::string duration = "0";
   std::string retry_initial = "2s";
@@ -158,6 +160,17 @@ int Main(int argc, char** argv) {
                "Treat registrations as accepted once published (no cloud; broker load tests)")
       ->group(behaviour);
   app.add_option("--threads", options.threads, "Worker threads")->group(behaviour);
+  auto* pods = "Pods";
+  app.add_option("--pod-start-delay", pod_start_delay,
+                 "A node runs a new pod set this long after it arrives (spread 0.5x-1.5x)")
+      ->group(pods);
+  app.add_option("--pod-failure-rate", options.pod_failure_rate,
+                 "Fraction of pod sets that crash-loop (reported as CrashLoopBackOff)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->group(pods);
+  app.add_option("--crash-report-interval", crash_report_interval,
+                 "How often a crash-looping pod reports another restart")
+      ->group(pods);
 
   auto* faults = "Fault injection (probabilities per message)";
   app.add_option("--duplicate-rate", options.faults.duplicate_rate, "Send a message twice")
@@ -215,7 +228,9 @@ int Main(int argc, char** argv) {
        {std::pair{&heartbeat_interval, &options.heartbeat_interval},
         std::pair{&flush_interval, &options.flush_interval}, std::pair{&duration, &run_for},
         std::pair{&retry_initial, &options.retry.initial},
-        std::pair{&retry_max, &options.retry.max}}) {
+        std::pair{&retry_max, &options.retry.max},
+        std::pair{&pod_start_delay, &options.pod_start_delay},
+        std::pair{&crash_report_interval, &options.crash_report_interval}}) {
     absl::StatusOr<absl::Duration> parsed = ParseDurationFlag(*text);
     if (!parsed.ok()) {
       std::fprintf(stderr, "kole-edge-sim: %s\n", std::string(parsed.status().message()).c_str());

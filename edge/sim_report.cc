@@ -11,10 +11,14 @@ std::string ProgressLine(const SimCounters& now, const SimCounters& before, doub
   auto rate = [dt](uint64_t a, uint64_t b) { return static_cast<double>(a - b) / dt; };
   return fmt::format(
       "registered {}/{} (sent {}, retried {}) | heartbeats/s {:.0f} | messages/s {:.0f} | "
-      "connections {}/{} up",
+      "connections {}/{} up{}",
       now.registered, now.nodes, now.registrations_sent, now.registrations_retried,
       rate(now.heartbeats_sent, before.heartbeats_sent),
-      rate(now.messages_sent, before.messages_sent), now.connections_up, now.connections);
+      rate(now.messages_sent, before.messages_sent), now.connections_up, now.connections,
+      now.nodes_with_pod_set == 0
+          ? std::string()
+          : fmt::format(" | pods running {}/{} (crash-looping {})", now.pods_running,
+                        now.nodes_with_pod_set, now.pods_failing));
 }
 
 std::string StatusText(const SimCounters& c, bool all_registered) {
@@ -22,11 +26,15 @@ std::string StatusText(const SimCounters& c, bool all_registered) {
       "nodes={}\nconnections={}\nconnectionsUp={}\nregistered={}\naccepted={}\nrejected={}\n"
       "registrationsSent={}\nregistrationsRetried={}\nacksReceived={}\nheartbeatsSent={}\n"
       "messagesSent={}\npublishFailures={}\nresyncs={}\nrestarts={}\ndropped={}\n"
-      "duplicated={}\nreordered={}\nmalformed={}\nallRegistered={}\n",
+      "duplicated={}\nreordered={}\nmalformed={}\nallRegistered={}\npodSetsReceived={}\n"
+      "nodesWithPodSet={}\ntemplatesReceived={}\npodsRunning={}\npodsFailing={}\n"
+      "podReportsSent={}\n",
       c.nodes, c.connections, c.connections_up, c.registered, c.accepted, c.rejected,
       c.registrations_sent, c.registrations_retried, c.acks_received, c.heartbeats_sent,
       c.messages_sent, c.publish_failures, c.resyncs, c.restarts, c.dropped, c.duplicated,
-      c.reordered, c.malformed, all_registered ? "true" : "false");
+      c.reordered, c.malformed, all_registered ? "true" : "false", c.pod_sets_received,
+      c.nodes_with_pod_set, c.templates_received, c.pods_running, c.pods_failing,
+      c.pod_reports_sent);
 }
 
 std::string FigureValue(double value) {
@@ -66,6 +74,13 @@ std::vector<std::string> FigureLines(const SimSummary& s) {
     add("sim.faults_reordered", c.reordered, "messages");
     add("sim.faults_malformed", c.malformed, "messages");
     add("sim.faults_restarts", c.restarts, "nodes");
+  }
+  if (c.nodes_with_pod_set > 0) {
+    add("sim.pod_sets_received", c.pod_sets_received, "sets");
+    add("sim.templates_received", c.templates_received, "messages");
+    add("sim.pods_running", c.pods_running, "nodes");
+    add("sim.pods_failing", c.pods_failing, "nodes");
+    add("sim.pod_reports_sent", c.pod_reports_sent, "reports");
   }
   add("sim.run_seconds", s.run_seconds, "s");
   if (s.rss_bytes > 0) add("sim.rss_bytes", static_cast<double>(s.rss_bytes), "B");
