@@ -248,12 +248,11 @@ absl::Status EdgeSimulator::Build() {
         });
     if (!client.ok()) return client.status();
     conn->client = *std::move(client);
-    absl::Status subscribed =
-        conn->client->Subscribe({topics.Build(conn->sender, conn->name, Channel::kAck),
-                                 topics.Build(conn->sender, conn->name, Channel::kControl),
-                                 topics.Build(conn->sender, conn->name, Channel::kPods),
-                                 topics.WorkloadFilter()},
-                                1);
+    absl::Status subscribed = conn->client->Subscribe(
+        {topics.Build(conn->sender, conn->name, Channel::kAck),
+         topics.Build(conn->sender, conn->name, Channel::kControl),
+         topics.Build(conn->sender, conn->name, Channel::kPods), topics.WorkloadFilter()},
+        1);
     if (!subscribed.ok()) return subscribed;
     connections_.push_back(std::move(conn));
   }
@@ -407,9 +406,8 @@ void EdgeSimulator::ApplyPods(Connection& conn, const protocol::NodePods& set, i
   PodState& p = pods_[i];
   uint32_t revision = 0;
   if (!set.pod_revision.empty()) {
-    auto [end, err] = std::from_chars(set.pod_revision.data(),
-                                      set.pod_revision.data() + set.pod_revision.size(), revision,
-                                      16);
+    auto [end, err] = std::from_chars(
+        set.pod_revision.data(), set.pod_revision.data() + set.pod_revision.size(), revision, 16);
     if (err != std::errc() || end != set.pod_revision.data() + set.pod_revision.size()) return;
   }
   pod_sets_received_.fetch_add(1, std::memory_order_relaxed);
@@ -432,7 +430,8 @@ void EdgeSimulator::ApplyPods(Connection& conn, const protocol::NodePods& set, i
     return;
   }
   int64_t delay = absl::ToInt64Milliseconds(options_.pod_start_delay);
-  int64_t spread = delay / 2 + static_cast<int64_t>(conn.rng.Below(static_cast<uint64_t>(delay) + 1));
+  int64_t spread =
+      delay / 2 + static_cast<int64_t>(conn.rng.Below(static_cast<uint64_t>(delay) + 1));
   p.due_s = std::max<uint32_t>(1, Tenths(now + spread));
 }
 
@@ -487,8 +486,8 @@ void EdgeSimulator::AdvancePods(Connection& conn, uint32_t i, int64_t now,
                            .reason = "CrashLoopBackOff"});
   }
   out->nodes.push_back(std::move(report));
-  p.due_s = tenths + static_cast<uint32_t>(
-                         std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.crash_report_interval) / 100));
+  p.due_s = tenths + static_cast<uint32_t>(std::max<int64_t>(
+                         1, absl::ToInt64Milliseconds(options_.crash_report_interval) / 100));
 }
 
 void EdgeSimulator::SendPodReports(Worker& worker, Connection& conn) {

@@ -131,12 +131,12 @@ class EdgeSimulator {
   struct Worker;
   // A node's pods: 16 bytes per node.
   struct PodState {
-    uint32_t desired = 0;    // Revision of the set the cloud sent; 0: none.
-    uint32_t running = 0;    // Revision of the set the node runs; 0: none.
-    uint32_t due_s = 0;      // Seconds since start when `desired` starts or a crash is reported.
-    uint16_t restarts = 0;   // Of a crash-looping pod.
-    uint8_t failing = 0;     // The set crash-loops.
-    uint8_t has_set = 0;     // A set arrived at least once.
+    uint32_t desired = 0;   // Revision of the set the cloud sent; 0: none.
+    uint32_t running = 0;   // Revision of the set the node runs; 0: none.
+    uint32_t due_s = 0;     // Seconds since start when `desired` starts or a crash is reported.
+    uint16_t restarts = 0;  // Of a crash-looping pod.
+    uint8_t failing = 0;    // The set crash-loops.
+    uint8_t has_set = 0;    // A set arrived at least once.
   };
 
   explicit EdgeSimulator(SimOptions options, FleetGenerator fleet);

@@ -33,7 +33,7 @@ struct SimCounters {
   uint64_t duplicated = 0;
   uint64_t reordered = 0;
   uint64_t malformed = 0;
-  uint64_t pod_sets_received = 0;  // Desired pod sets received (messages' entries).
+  uint64_t pod_sets_received = 0;   // Desired pod sets received (messages' entries).
   uint64_t nodes_with_pod_set = 0;  // Nodes that received a set at least once.
   uint64_t templates_received = 0;  // Workload templates received, over every connection.
   uint64_t pods_running = 0;        // Nodes running their (non-empty) desired set.
