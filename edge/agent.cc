@@ -2,13 +2,19 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <string_view>
 
 #include "common/log.h"
 #include "edge/agent_state.h"
 
 namespace kole::edge {
 namespace {
+
+// How often the pods are polled (the process runtime's restarts and
+// reaping are only as fine as this).
+constexpr int64_t kPodPollMs = 1000;
 
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -57,14 +63,22 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options, FactS
   absl::StatusOr<std::unique_ptr<protocol::MqttClient>> client = protocol::MqttClient::Create(
       std::move(mqtt),
       [raw](const protocol::MqttMessage& message) {
+        if (message.topic.starts_with(raw->workload_prefix_)) {
+          absl::MutexLock lock(&raw->mu_);
+          raw->inbox_.push_back(Inbound{.workload_topic = std::string(message.topic),
+                                        .payload = std::string(message.payload)});
+          return;
+        }
         std::optional<protocol::Topic> topic = raw->topics_.Parse(message.topic);
         if (!topic || topic->id != raw->node_ ||
             (topic->channel != protocol::Channel::kAck &&
-             topic->channel != protocol::Channel::kControl)) {
+             topic->channel != protocol::Channel::kControl &&
+             topic->channel != protocol::Channel::kPods)) {
           return;
         }
         absl::MutexLock lock(&raw->mu_);
-        raw->inbox_.emplace_back(topic->channel, std::string(message.payload));
+        raw->inbox_.push_back(
+            Inbound{.channel = topic->channel, .payload = std::string(message.payload)});
       },
       [raw](bool connected) {
         if (!connected) return;
@@ -75,7 +89,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options, FactS
   agent->client_ = *std::move(client);
   absl::Status subscribed = agent->client_->Subscribe(
       {agent->topics_.Build(protocol::Sender::kNode, agent->node_, protocol::Channel::kAck),
-       agent->topics_.Build(protocol::Sender::kNode, agent->node_, protocol::Channel::kControl)},
+       agent->topics_.Build(protocol::Sender::kNode, agent->node_, protocol::Channel::kControl),
+       agent->pods_topic_},
       1);
   if (!subscribed.ok()) return subscribed;
   return agent;
@@ -94,9 +109,22 @@ Agent::Agent(AgentOptions options, FactSource source, std::string node, HostFact
   register_topic_ = topics_.Build(protocol::Sender::kNode, node_, protocol::Channel::kRegister);
   heartbeat_topic_ = topics_.Build(protocol::Sender::kNode, node_, protocol::Channel::kHeartbeat);
   will_topic_ = topics_.Build(protocol::Sender::kNode, node_, protocol::Channel::kWill);
+  pods_topic_ = topics_.Build(protocol::Sender::kNode, node_, protocol::Channel::kPods);
+  podstatus_topic_ = topics_.Build(protocol::Sender::kNode, node_, protocol::Channel::kPodStatus);
+  workload_prefix_ = topics_.WorkloadFilter();
+  workload_prefix_.pop_back();  // The filter without its '#'.
   protocol::EncodeWill(protocol::Will{.epoch = epoch}, will_payload_);
   registration_ = BuildRegistration(options_, node_, facts_, AgentVersion());
   state_.epoch = epoch;
+
+  PodSetRunnerOptions pods{.node = node_, .runtime = options_.runtime};
+  if (options_.runtime == PodRuntimeKind::kProcess) {
+    pods.process = ProcessRuntimeOptions{.work_dir = options_.state_dir + "/pods",
+                                         .initial_backoff = options_.pod_restart_backoff,
+                                         .max_backoff = options_.pod_restart_max_backoff,
+                                         .stop_grace = options_.pod_stop_grace_period};
+  }
+  pods_ = std::make_unique<PodSetRunner>(std::move(pods));
 }
 
 Agent::~Agent() {
@@ -116,8 +144,8 @@ void Agent::Stop() {
 
 void Agent::Run() {
   KOLE_LOG(Info, "Starting kole-agent", "node", node_, "broker", options_.broker, "epoch",
-           start_epoch_, "cloudEpoch", options_.cloud_epoch, "bootID", facts_.boot_id, "version",
-           AgentVersion());
+           start_epoch_, "cloudEpoch", options_.cloud_epoch, "bootID", facts_.boot_id, "runtime",
+           PodRuntimeName(options_.runtime), "version", AgentVersion());
   client_->Start();
   facts_due_ms_ = SteadyMs() + absl::ToInt64Milliseconds(options_.facts_interval);
   while (true) {
@@ -127,13 +155,17 @@ void Agent::Run() {
       RefreshFacts(now);
       facts_due_ms_ = now + absl::ToInt64Milliseconds(options_.facts_interval);
     }
+    if (now >= pods_due_ms_) {
+      PollPods();
+      pods_due_ms_ = now + kPodPollMs;
+    }
     if (client_->connected()) SendDue(now);
 
     // Sleep until something is due, a message arrives or Stop().
     int64_t due;
     {
       absl::MutexLock lock(&mu_);
-      due = std::min(state_.due_ms, facts_due_ms_);
+      due = std::min({state_.due_ms, facts_due_ms_, pods_due_ms_});
     }
     int64_t wait = std::clamp<int64_t>(due - SteadyMs(), 1, 1000);
     absl::MutexLock lock(&mu_);
@@ -150,11 +182,12 @@ void Agent::Run() {
     if (!sent.ok()) KOLE_LOG(Warning, "Could not send the goodbye", "node", node_, "err", sent);
   }
   client_->Stop(absl::Seconds(2));
+  pods_.reset();
   KOLE_LOG(Info, "kole-agent stopped", "node", node_);
 }
 
 void Agent::HandleInbox(int64_t now) {
-  std::vector<std::pair<protocol::Channel, std::string>> inbox;
+  std::vector<Inbound> inbox;
   bool reconnected;
   {
     absl::MutexLock lock(&mu_);
@@ -163,7 +196,15 @@ void Agent::HandleInbox(int64_t now) {
     reconnected_ = false;
     if (reconnected) protocol_.OnReconnect(&state_, now, rng_);
   }
-  for (auto& [channel, payload] : inbox) {
+  for (const auto& [channel, workload_topic, payload] : inbox) {
+    if (!workload_topic.empty()) {
+      HandleTemplate(workload_topic, payload);
+      continue;
+    }
+    if (channel == protocol::Channel::kPods) {
+      HandlePods(payload);
+      continue;
+    }
     if (channel == protocol::Channel::kAck) {
       protocol::AckMessage message;
       if (protocol::DecodeError e = protocol::DecodeAck(payload, &message);
@@ -237,6 +278,74 @@ void Agent::HandleAck(const protocol::Ack& ack, int64_t now) {
   last_outcome_ = outcome;
 }
 
+void Agent::HandlePods(const std::string& payload) {
+  protocol::PodsMessage message;
+  if (protocol::DecodeError e = protocol::DecodePods(
+          protocol::Topic{protocol::Sender::kNode, node_, protocol::Channel::kPods}, payload,
+          &message);
+      e != protocol::DecodeError::kOk) {
+    KOLE_LOG_EVERY_N(Warning, 100, "Dropped an undecodable pod set", "node", node_, "reason",
+                     protocol::DecodeErrorName(e));
+    return;
+  }
+  for (const protocol::NodePods& set : message.nodes) pods_->SetDesired(set);
+  SubscribeWorkloads();
+  pods_due_ms_ = 0;  // Apply at once if the templates are there.
+}
+
+void Agent::HandleTemplate(const std::string& topic, const std::string& payload) {
+  // <prefix>/workloads/<namespace>/<workload>/<revision>
+  std::string_view rest = std::string_view(topic).substr(workload_prefix_.size());
+  size_t first = rest.find('/');
+  size_t second = first == std::string_view::npos ? first : rest.find('/', first + 1);
+  if (first == 0 || second == std::string_view::npos || second == first + 1 ||
+      second + 1 == rest.size() || rest.find('/', second + 1) != std::string_view::npos) {
+    KOLE_LOG_EVERY_N(Warning, 100, "Ignored a message on a malformed workload topic", "node", node_,
+                     "topic", topic);
+    return;
+  }
+  pods_->OnTemplate(rest.substr(0, first), rest.substr(first + 1, second - first - 1),
+                    rest.substr(second + 1), payload);
+  pods_due_ms_ = 0;
+}
+
+void Agent::SubscribeWorkloads() {
+  std::vector<std::string> filters;
+  for (auto& workload : pods_->Workloads()) {
+    if (workload_subscriptions_.contains(workload)) continue;
+    filters.push_back(topics_.WorkloadTopic(workload.first, workload.second, "+"));
+    workload_subscriptions_.insert(std::move(workload));
+  }
+  if (filters.empty()) return;
+  KOLE_VLOG(2, "Subscribing to workload templates", "node", node_, "filters", filters.size(),
+            "first", filters.front());
+  if (absl::Status subscribed = client_->Subscribe(filters, 1); !subscribed.ok()) {
+    KOLE_LOG(Error, "Could not subscribe to workload templates", "node", node_, "err", subscribed);
+  }
+}
+
+void Agent::PollPods() {
+  std::vector<protocol::PodStatus> due = pods_->Poll(absl::Now());
+  if (due.empty()) return;
+
+  // The cloud takes reports only from a registered node; until then (and
+  // while disconnected) they wait for a later poll.
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_.phase != NodePhase::kAccepted) return;
+  }
+  if (!client_->connected()) return;
+  protocol::PodStatusMessage message;
+  message.nodes.push_back(protocol::NodePodStatus{.node = node_, .pods = due});
+  std::string payload;
+  protocol::EncodePodStatus(message, /*on_node_topic=*/true, payload);
+  if (absl::Status sent = client_->Publish(podstatus_topic_, payload, 1); !sent.ok()) {
+    KOLE_LOG_EVERY_N(Warning, 100, "Publish failed", "node", node_, "err", sent);
+    return;
+  }
+  pods_->ReportsSent(due);
+}
+
 void Agent::RefreshFacts(int64_t now) {
   absl::StatusOr<HostFacts> facts = ReadHostFacts(source_);
   if (!facts.ok()) {
@@ -272,8 +381,9 @@ void Agent::SendDue(int64_t now) {
                 "attempt", static_cast<int>(state_.attempts));
     } else {
       uint32_t sequence = protocol_.SendHeartbeat(&state_, now);
+      std::string pod_revision = pods_->HeartbeatRevision(absl::Now());
       protocol::HeartbeatEntry beat{
-          .node = node_, .epoch = state_.epoch, .sequence = sequence, .pod_revision = {}};
+          .node = node_, .epoch = state_.epoch, .sequence = sequence, .pod_revision = pod_revision};
       protocol::EncodeHeartbeats({&beat, 1}, /*on_node_topic=*/true, payload);
       topic = &heartbeat_topic_;
       qos = 0;

@@ -8,6 +8,15 @@
 // (or assigned by the cloud with --cloud-epoch). Facts are read again every
 // facts_interval and a change is sent as a new registration.
 //
+// Pods: the node's desired pod set (<prefix>/nodes/<node>/pods) and the
+// retained templates it names go to a PodSetRunner, polled about once a
+// second; its podRev rides on the heartbeats and its reports go out on
+// <prefix>/nodes/<node>/podstatus (QoS 1) once the registration is accepted.
+// The agent subscribes to <prefix>/workloads/<ns>/<workload>/+ for each
+// workload a set names, the first time one does. MqttClient cannot
+// unsubscribe, so those subscriptions stay for the rest of the run (one per
+// workload ever run, not per revision).
+//
 //   absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Create(options, source);
 //   std::thread run([&] { (*agent)->Run(); });
 //   ...
@@ -21,6 +30,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +38,7 @@
 #include "edge/agent_config.h"
 #include "edge/host_facts.h"
 #include "edge/node_state.h"
+#include "edge/pod_set_runner.h"
 #include "mqtt-bridge/mqtt_client.h"
 #include "mqtt-bridge/protocol.h"
 
@@ -44,7 +55,8 @@ class Agent {
 
   // Connects and runs until Stop(). On the way out it publishes the will
   // payload (the broker sends the will only when a connection is lost, and
-  // a clean stop should mark the node disconnected at once) and disconnects.
+  // a clean stop should mark the node disconnected at once), disconnects,
+  // and stops its pods (with --runtime=process, up to the stop grace period).
   void Run();
   void Stop();
 
@@ -55,8 +67,21 @@ class Agent {
 
  private:
   Agent(AgentOptions options, FactSource source, std::string node, HostFacts facts, uint32_t epoch);
+  // A message from the receive thread: one of the node's channels, or a
+  // workload template (channel unused, topic set).
+  struct Inbound {
+    protocol::Channel channel = protocol::Channel::kAck;
+    std::string workload_topic;
+    std::string payload;
+  };
+
   void HandleInbox(int64_t now_ms);
   void HandleAck(const protocol::Ack& ack, int64_t now_ms);
+  void HandlePods(const std::string& payload);
+  void HandleTemplate(const std::string& topic, const std::string& payload);
+  // Subscribes to the template topics of workloads the desired set names.
+  void SubscribeWorkloads();
+  void PollPods();
   void RefreshFacts(int64_t now_ms);
   void SendDue(int64_t now_ms);
 
@@ -70,6 +95,10 @@ class Agent {
   std::string heartbeat_topic_;
   std::string will_topic_;
   std::string will_payload_;
+  std::string pods_topic_;
+  std::string podstatus_topic_;
+  // Every workload topic starts with this: "<prefix>/workloads/".
+  std::string workload_prefix_;
   std::unique_ptr<protocol::MqttClient> client_;
 
   // Owned by Run()'s thread.
@@ -79,12 +108,16 @@ class Agent {
   uint64_t next_message_id_ = 1;
   int64_t facts_due_ms_ = 0;
   AckOutcome last_outcome_ = AckOutcome::kIgnored;
+  std::unique_ptr<PodSetRunner> pods_;
+  int64_t pods_due_ms_ = 0;
+  // (namespace, workload) whose template filter is subscribed.
+  std::set<std::pair<std::string, std::string>> workload_subscriptions_;
 
   mutable absl::Mutex mu_;
   NodeState state_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool reconnected_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::pair<protocol::Channel, std::string>> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<Inbound> inbox_ ABSL_GUARDED_BY(mu_);
 };
 
 // "v<version>-kole": the kubeletVersion the agent reports.

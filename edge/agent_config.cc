@@ -82,6 +82,10 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
   std::string retry_initial = "2s";
   std::string retry_max = "60s";
   std::string tombstone_retry = "1h";
+  std::string runtime = "none";
+  std::string pod_restart_backoff = "10s";
+  std::string pod_restart_max_backoff = "5m";
+  std::string pod_stop_grace_period = "10s";
   std::vector<std::string> labels;
 
   CLI::App app{"kole-agent: the KOLE reference agent for a Linux edge device"};
@@ -117,7 +121,8 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
                  "topology/instance-type keys)")
       ->delimiter(',')
       ->group(node);
-  app.add_option("--state-dir", o.state_dir, "Where the agent keeps its epoch")
+  app.add_option("--state-dir", o.state_dir,
+                 "Where the agent keeps its epoch (and with --runtime=process its pods)")
       ->capture_default_str()
       ->group(node);
   app.add_flag("--cloud-epoch", o.cloud_epoch,
@@ -149,6 +154,26 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
                  "Retry interval after the cloud answered Tombstoned")
       ->capture_default_str()
       ->group(timing);
+  const char* pods = "Pods";
+  app.add_option("--runtime", runtime,
+                 "Who runs the pods the cloud assigns: none (report them running, start "
+                 "nothing) or process (run each container's command as a host process, no "
+                 "isolation, no images)")
+      ->check(CLI::IsMember({"none", "process"}))
+      ->capture_default_str()
+      ->group(pods);
+  app.add_option("--pod-restart-backoff", pod_restart_backoff,
+                 "process: first wait before restarting an exited container (doubles)")
+      ->capture_default_str()
+      ->group(pods);
+  app.add_option("--pod-restart-max-backoff", pod_restart_max_backoff,
+                 "process: longest wait before restarting an exited container")
+      ->capture_default_str()
+      ->group(pods);
+  app.add_option("--pod-stop-grace-period", pod_stop_grace_period,
+                 "process: time between SIGTERM and SIGKILL when a container is stopped")
+      ->capture_default_str()
+      ->group(pods);
   app.add_option("-v,--v", o.verbosity, "Log verbosity (klog levels)")->group("Logging");
   app.add_option("--vmodule", o.vmodule, "Per-file verbosity, e.g. agent=4")->group("Logging");
 
@@ -174,8 +199,10 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
   for (auto [text, out] :
        {std::pair{&heartbeat_interval, &o.heartbeat_interval},
         std::pair{&facts_interval, &o.facts_interval}, std::pair{&retry_initial, &o.retry.initial},
-        std::pair{&retry_max, &o.retry.max},
-        std::pair{&tombstone_retry, &o.retry.tombstone_retry}}) {
+        std::pair{&retry_max, &o.retry.max}, std::pair{&tombstone_retry, &o.retry.tombstone_retry},
+        std::pair{&pod_restart_backoff, &o.pod_restart_backoff},
+        std::pair{&pod_restart_max_backoff, &o.pod_restart_max_backoff},
+        std::pair{&pod_stop_grace_period, &o.pod_stop_grace_period}}) {
     absl::StatusOr<absl::Duration> parsed = ParseDurationFlag(*text);
     if (!parsed.ok()) return parsed.status();
     *out = *parsed;
@@ -192,6 +219,15 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
   if (o.retry.initial <= absl::ZeroDuration() || o.retry.max < o.retry.initial) {
     return absl::InvalidArgumentError("need 0 < --retry-initial-backoff <= --retry-max-backoff");
   }
+  if (o.pod_restart_backoff <= absl::ZeroDuration() ||
+      o.pod_restart_max_backoff < o.pod_restart_backoff) {
+    return absl::InvalidArgumentError(
+        "need 0 < --pod-restart-backoff <= --pod-restart-max-backoff");
+  }
+  if (o.pod_stop_grace_period < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--pod-stop-grace-period must not be negative");
+  }
+  o.runtime = runtime == "process" ? PodRuntimeKind::kProcess : PodRuntimeKind::kNone;
   for (const std::string& text : labels) {
     if (text.empty()) continue;
     std::pair<std::string, std::string> label;
@@ -210,6 +246,10 @@ absl::StatusOr<AgentArgs> ParseAgentArgs(const std::vector<std::string>& argv) {
   }
   if (!o.cloud_epoch && o.state_dir.empty()) {
     return absl::InvalidArgumentError("--state-dir is needed unless --cloud-epoch is set");
+  }
+  if (o.runtime == PodRuntimeKind::kProcess && o.state_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--runtime=process needs --state-dir (the pods' directories are kept there)");
   }
   return result;
 }

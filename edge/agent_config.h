@@ -24,6 +24,7 @@
 
 #include "edge/host_facts.h"
 #include "edge/node_state.h"
+#include "edge/pod_set_runner.h"
 #include "mqtt-bridge/protocol.h"
 
 namespace kole::edge {
@@ -52,6 +53,14 @@ struct AgentOptions {
   absl::Duration heartbeat_interval = absl::Seconds(10);
   absl::Duration facts_interval = absl::Minutes(1);
   RetryPolicy retry;
+
+  // Pods (docs/agent.md, "Pods"): who runs them, and the process runtime's
+  // restart backoff and stop grace period. kProcess keeps its pods' working
+  // directories in <state_dir>/pods.
+  PodRuntimeKind runtime = PodRuntimeKind::kNone;
+  absl::Duration pod_restart_backoff = absl::Seconds(10);
+  absl::Duration pod_restart_max_backoff = absl::Minutes(5);
+  absl::Duration pod_stop_grace_period = absl::Seconds(10);
 
   int verbosity = 0;
   std::string vmodule;

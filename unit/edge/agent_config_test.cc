@@ -88,11 +88,52 @@ TEST(AgentConfig, BadDurationIsAnError) {
   EXPECT_EQ(options->heartbeat_interval, absl::Milliseconds(2500));
 }
 
+TEST(AgentConfig, RuntimeDefaultsToNoneWithKubeletsBackoff) {
+  absl::StatusOr<AgentOptions> options = Parse({});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->runtime, PodRuntimeKind::kNone);
+  EXPECT_EQ(options->pod_restart_backoff, absl::Seconds(10));
+  EXPECT_EQ(options->pod_restart_max_backoff, absl::Minutes(5));
+  EXPECT_EQ(options->pod_stop_grace_period, absl::Seconds(10));
+}
+
+TEST(AgentConfig, ProcessRuntimeAndItsTimingsFromFlagsOrFile) {
+  absl::StatusOr<AgentOptions> flags =
+      Parse({"--runtime=process", "--pod-restart-backoff", "200ms", "--pod-restart-max-backoff",
+             "1s", "--pod-stop-grace-period", "0s"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->runtime, PodRuntimeKind::kProcess);
+  EXPECT_EQ(flags->pod_restart_backoff, absl::Milliseconds(200));
+  EXPECT_EQ(flags->pod_restart_max_backoff, absl::Seconds(1));
+  EXPECT_EQ(flags->pod_stop_grace_period, absl::ZeroDuration());
+
+  std::string path =
+      WriteConfig("agent-pods.yaml", "runtime: process\npod-stop-grace-period: 30s\n");
+  absl::StatusOr<AgentOptions> file = Parse({"--config", path});
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->runtime, PodRuntimeKind::kProcess);
+  EXPECT_EQ(file->pod_stop_grace_period, absl::Seconds(30));
+}
+
+TEST(AgentConfig, BadRuntimeSettingsAreRefused) {
+  EXPECT_FALSE(Parse({"--runtime", "docker"}).ok());
+  EXPECT_FALSE(Parse({"--pod-restart-backoff", "0s"}).ok());
+  EXPECT_FALSE(Parse({"--pod-restart-backoff", "2m", "--pod-restart-max-backoff", "1m"}).ok());
+  EXPECT_FALSE(Parse({"--pod-stop-grace-period", "-1s"}).ok());
+  absl::StatusOr<AgentOptions> stateless =
+      Parse({"--runtime=process", "--cloud-epoch", "--state-dir", ""});
+  ASSERT_FALSE(stateless.ok());
+  EXPECT_NE(stateless.status().message().find("--state-dir"), std::string::npos)
+      << stateless.status().message();
+  EXPECT_TRUE(Parse({"--cloud-epoch", "--state-dir", ""}).ok()) << "none needs no directory";
+}
+
 TEST(AgentConfig, HelpAsksToExit) {
   absl::StatusOr<AgentArgs> parsed = ParseAgentArgs({"kole-agent", "--help"});
   ASSERT_TRUE(parsed.ok());
   EXPECT_TRUE(parsed->exit);
   EXPECT_NE(parsed->output.find("--heartbeat-interval"), std::string::npos);
+  EXPECT_NE(parsed->output.find("--runtime"), std::string::npos);
 }
 
 TEST(AgentConfig, NodeNameFromHostnameIsLowercased) {

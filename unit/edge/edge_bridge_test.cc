@@ -12,7 +12,9 @@
 
 #include "mqtt-bridge/bridge.h"
 #include "storage/clock.h"
+#include "storage/daemon_pods.h"
 #include "storage/node_store.h"
+#include "storage/pod_store.h"
 #include "unit/edge/edge_test_support.h"
 #include "unit/testing/mosquitto_server.h"
 
@@ -167,6 +169,152 @@ TEST_F(EdgeBridgeTest, AgentRegistersItsFactsIntoTheStore) {
   ASSERT_EQ(agent.Wait(absl::Seconds(10)), 0);
   EXPECT_TRUE(WaitUntil([&] { return !store_->Get("pi-lab-07")->edge.connected; }))
       << "the agent's goodbye marks the node disconnected";
+}
+
+// kole-agent with --runtime=process against the real bridge with a pod store:
+// an EdgeDaemonSet's pod runs on the device, the API shows it Running once
+// the heartbeat confirms the set, a delete through the API restarts it, a
+// crash loop shows as CrashLoopBackOff, and deselecting the node stops it.
+// The broker runs without ACLs (the test broker's ACLs do not yet list the
+// pods channels).
+class EdgeBridgePodsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/edge-bridge-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_ + "/out");
+    broker_ = std::make_unique<kole::testing::MosquittoServer>(
+        kole::testing::MosquittoOptions{.allow_anonymous = true});
+    ASSERT_TRUE(broker_->Start().ok());
+    store_ = *storage::NodeStore::Open(storage::StoreOptions{});
+    pods_ = *storage::PodStore::Open({});
+    bridge::BridgeOptions options;
+    options.mqtt.broker = broker_->url();
+    options.mqtt.client_id = "kole-cloud";
+    options.mqtt.min_backoff = absl::Milliseconds(50);
+    options.mqtt.max_backoff = absl::Milliseconds(500);
+    options.liveness_interval = absl::Hours(1);
+    options.pod_resend_after = absl::Seconds(1);
+    options.distributor.interval = absl::Milliseconds(50);
+    bridge_ = *bridge::Bridge::Create(options, store_.get(), &registry_, pods_.get());
+    bridge_->Start();
+    ASSERT_TRUE(WaitUntil([&] { return bridge_->status().consumers_connected == 1; }));
+  }
+
+  static bool WaitUntil(const std::function<bool()>& done,
+                        absl::Duration timeout = absl::Seconds(20)) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (!done()) {
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  // An EdgeDaemonSet whose one container runs `script` with /bin/sh.
+  static storage::WorkloadSpec ShellWorkload(const std::string& name, const std::string& script) {
+    std::string quoted;
+    for (char c : script) {
+      if (c == '"' || c == '\\') quoted += '\\';
+      quoted += c;
+    }
+    storage::WorkloadSpec spec;
+    spec.namespace_ = "edge";
+    spec.name = name;
+    spec.uid = storage::Uid{0x1234, 0x5678 + name.size()};
+    spec.pod_labels = {{"app", name}};
+    spec.pod_spec_json = R"({"containers":[{"name":"main","image":"busybox:1.36",)"
+                         R"("command":["/bin/sh","-c",")" +
+                         quoted + R"("]}],"restartPolicy":"Always"})";
+    spec.container_names = {"main"};
+    spec.container_images = {"busybox:1.36"};
+    return spec;
+  }
+
+  static storage::DaemonNodeFacts Node() {
+    storage::DaemonNodeFacts facts;
+    facts.name = "pi-lab-07";
+    return facts;
+  }
+
+  std::optional<storage::Pod> GetPod(const std::string& workload) {
+    absl::StatusOr<storage::Pod> pod =
+        pods_->Get("edge", storage::DaemonPodName(workload, "pi-lab-07"));
+    if (!pod.ok()) return std::nullopt;
+    return *pod;
+  }
+
+  std::vector<std::string> Lines(const std::string& name) {
+    std::ifstream in(dir_ + "/out/" + name);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+
+  std::string dir_;
+  std::unique_ptr<kole::testing::MosquittoServer> broker_;
+  std::unique_ptr<storage::NodeStore> store_;
+  std::unique_ptr<storage::PodStore> pods_;
+  metrics::MetricsRegistry registry_;
+  std::unique_ptr<bridge::Bridge> bridge_;
+};
+
+TEST_F(EdgeBridgePodsTest, AgentRunsTheDaemonSetPodAndTheApiShowsIt) {
+  Process agent(kAgent,
+                {"--broker", broker_->url(), "--facts-root",
+                 std::string(KOLE_EDGE_TESTDATA) + "/rpi", "--state-dir", dir_ + "/state",
+                 "--heartbeat-interval", "300ms", "--runtime=process", "--pod-restart-backoff",
+                 "200ms", "--pod-restart-max-backoff", "400ms", "--pod-stop-grace-period", "1s"},
+                dir_ + "/agent");
+  ASSERT_TRUE(agent.Start());
+  ASSERT_TRUE(WaitUntil([&] { return store_->Get("pi-lab-07").ok(); })) << agent.Stderr();
+
+  // The pod runs, and the API shows it Running and ready.
+  pods_->SetWorkload(ShellWorkload("logger", "echo $$$$ >> " + dir_ + "/out/logger; exec sleep 60"),
+                     {Node()});
+  ASSERT_TRUE(WaitUntil([&] { return Lines("logger").size() == 1; })) << agent.Stderr();
+  ASSERT_TRUE(WaitUntil([&] {
+    std::optional<storage::Pod> pod = GetPod("logger");
+    return pod && pod->phase == "Running" &&
+           pod->status_json.find(R"("status":"True")") != std::string::npos;
+  })) << (GetPod("logger") ? GetPod("logger")->status_json : "no pod")
+      << agent.Stderr();
+  storage::Pod before = *GetPod("logger");
+
+  // kubectl delete pod: the device restarts it; the API shows a new pod,
+  // Running again, with no restarts.
+  ASSERT_TRUE(pods_->Delete("edge", before.name, 0).ok());
+  ASSERT_TRUE(WaitUntil([&] { return Lines("logger").size() == 2; })) << agent.Stderr();
+  EXPECT_NE(Lines("logger")[0], Lines("logger")[1]);
+  ASSERT_TRUE(WaitUntil([&] {
+    std::optional<storage::Pod> pod = GetPod("logger");
+    return pod && pod->phase == "Running" && !(pod->uid == before.uid) &&
+           pod->status_json.find(R"("status":"True")") != std::string::npos;
+  })) << GetPod("logger")->status_json;
+  EXPECT_NE(GetPod("logger")->status_json.find(R"("restartCount":0)"), std::string::npos)
+      << GetPod("logger")->status_json;
+
+  // A crash loop shows as such, with its restarts.
+  pods_->SetWorkload(ShellWorkload("crasher", "exit 1"), {Node()});
+  ASSERT_TRUE(WaitUntil([&] {
+    std::optional<storage::Pod> pod = GetPod("crasher");
+    return pod && pod->status_json.find("CrashLoopBackOff") != std::string::npos &&
+           pod->status_json.find(R"("restartCount":0)") == std::string::npos;
+  })) << (GetPod("crasher") ? GetPod("crasher")->status_json : "no pod")
+      << agent.Stderr();
+  EXPECT_NE(GetPod("logger")->status_json.find(R"("status":"True")"), std::string::npos)
+      << "the healthy pod stays ready: " << GetPod("logger")->status_json;
+
+  // A node the workload no longer selects stops the pod.
+  pid_t pid = std::stoi(Lines("logger")[1]);
+  pods_->SetWorkload(ShellWorkload("logger", "echo $$$$ >> " + dir_ + "/out/logger; exec sleep 60"),
+                     {});
+  EXPECT_TRUE(WaitUntil([&] { return kill(pid, 0) != 0; })) << agent.Stderr();
+  EXPECT_FALSE(GetPod("logger").has_value());
+
+  agent.Signal(SIGTERM);
+  ASSERT_EQ(agent.Wait(absl::Seconds(10)), 0);
 }
 
 }  // namespace

@@ -276,7 +276,21 @@ void TestCloud::Handle(const protocol::MqttMessage& message) {
         NodeRecord& record = nodes_[std::string(beat.node)];
         if (!record.accepted) record.heartbeat_before_accept = true;
         ++record.heartbeats;
+        record.pod_revision = std::string(beat.pod_revision);
         newer(record, beat.epoch, beat.sequence);
+      }
+      return;
+    }
+    case protocol::Channel::kPodStatus: {
+      protocol::PodStatusMessage statuses;
+      if (protocol::DecodePodStatus(*topic, message.payload, &statuses) !=
+          protocol::DecodeError::kOk) {
+        ++decode_errors_;
+        return;
+      }
+      ++pod_status_messages_;
+      for (const protocol::NodePodStatus& node : statuses.nodes) {
+        pod_statuses_.insert(pod_statuses_.end(), node.pods.begin(), node.pods.end());
       }
       return;
     }
@@ -344,6 +358,26 @@ void TestCloud::SendControl(protocol::Sender sender, const std::string& id,
 
 void TestCloud::PublishRaw(const std::string& topic, const std::string& payload) {
   (void)client_->Publish(topic, payload, 1);
+}
+
+std::vector<protocol::PodStatus> TestCloud::PodStatuses() const {
+  absl::MutexLock lock(&mu_);
+  return pod_statuses_;
+}
+
+void TestCloud::SendPods(const protocol::NodePods& pods) {
+  std::string payload;
+  protocol::EncodePods(protocol::PodsMessage{.nodes = {pods}}, /*on_node_topic=*/true, payload);
+  (void)client_->Publish(
+      topics_.Build(protocol::Sender::kNode, pods.node, protocol::Channel::kPods), payload, 1);
+}
+
+void TestCloud::PublishTemplate(const protocol::WorkloadTemplate& workload) {
+  std::string payload;
+  if (!workload.template_json.empty()) protocol::EncodeWorkloadTemplate(workload, payload);
+  (void)client_->Publish(
+      topics_.WorkloadTopic(workload.namespace_, workload.workload, workload.revision), payload, 1,
+      /*retained=*/true);
 }
 
 }  // namespace kole::edge::testing

@@ -87,6 +87,7 @@ struct NodeRecord {
   uint32_t order_violations = 0;  // A message not newer than the last one.
   std::string boot_id;
   std::set<std::string> boot_ids;  // Every boot id registered.
+  std::string pod_revision;        // The last heartbeat's podRev.
 };
 
 class TestCloud {
@@ -113,17 +114,26 @@ class TestCloud {
   size_t NodesWithHeartbeats(uint32_t at_least) const;
   uint32_t decode_errors() const { return decode_errors_; }
   uint32_t wills() const { return wills_; }
+  // Every podstatus entry received, in order, and the messages they came in.
+  const std::vector<protocol::PodStatus>& pod_statuses() const { return pod_statuses_; }
+  uint32_t pod_status_messages() const { return pod_status_messages_; }
   const std::vector<uint32_t>& will_epochs() const { return will_epochs_; }
 
   // Copies of the state, taken with the lock.
   std::map<std::string, NodeRecord> Snapshot() const;
   uint32_t DecodeErrors() const;
   uint32_t Wills() const;
+  std::vector<protocol::PodStatus> PodStatuses() const;
 
   void SendControl(protocol::Sender sender, const std::string& id,
                    const protocol::ControlMessage& message);
   // Any bytes on any topic (hostile input for devices).
   void PublishRaw(const std::string& topic, const std::string& payload);
+  // A node's desired pod set on its pods channel (QoS 1).
+  void SendPods(const protocol::NodePods& pods);
+  // A workload template, retained on its topic; an empty template_json
+  // publishes the empty payload that clears it.
+  void PublishTemplate(const protocol::WorkloadTemplate& workload);
 
  private:
   void Handle(const protocol::MqttMessage& message);
@@ -140,6 +150,8 @@ class TestCloud {
   uint32_t decode_errors_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t wills_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<uint32_t> will_epochs_ ABSL_GUARDED_BY(mu_);
+  std::vector<protocol::PodStatus> pod_statuses_ ABSL_GUARDED_BY(mu_);
+  uint32_t pod_status_messages_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace kole::edge::testing
