@@ -52,7 +52,7 @@ ApiHandler::ApiHandler(storage::NodeStore* store, storage::PodStore* pods,
       health_(health),
       options_(std::move(options)),
       nodes_(store, stopping, options_.watch),
-      pods_(pods, stopping, options_.watch) {
+      pods_(pods, stopping, options_.watch, options_.namespace_terminating) {
   if (options_.workloads != nullptr)
     workloads_.emplace(options_.workloads, stopping, options_.watch);
 }

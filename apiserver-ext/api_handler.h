@@ -21,6 +21,7 @@
 #include "apiserver-ext/eds_resource.h"
 #include "apiserver-ext/health.h"
 #include "apiserver-ext/http_types.h"
+#include "apiserver-ext/namespace_lifecycle.h"
 #include "apiserver-ext/nodes_resource.h"
 #include "apiserver-ext/openapi.h"
 #include "apiserver-ext/pods_resource.h"
@@ -38,6 +39,9 @@ struct ApiHandlerOptions {
   WatchSettings watch;
   // The EdgeDaemonSets; null serves none (404), as in tests of other resources.
   storage::ObjectStore* workloads = nullptr;
+  // Whether a namespace is being deleted (namespace_lifecycle.h); unset:
+  // never, as in standalone mode.
+  NamespaceTerminatingFn namespace_terminating;
 };
 
 class ApiHandler {

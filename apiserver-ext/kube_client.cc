@@ -183,6 +183,9 @@ absl::StatusOr<std::string> KubeClient::Send(const std::string& method, const st
     return absl::UnavailableError(fmt::format("{} {}:{}{}: {}", method, target_.host, target_.port,
                                               path, httplib::to_string(res.error())));
   }
+  if (res->status == 404) {
+    return absl::NotFoundError(fmt::format("{} {}: HTTP 404", method, path));
+  }
   if (res->status < 200 || res->status > 299) {
     return absl::UnavailableError(
         fmt::format("{} {}: HTTP {}: {}", method, path, res->status, res->body.substr(0, 256)));

@@ -44,8 +44,8 @@ class KubeClient {
   explicit KubeClient(KubeconfigTarget target, int timeout_seconds = 10);
   ~KubeClient();
 
-  // POSTs `json` to `path`; the response body on 2xx, an error naming the
-  // status otherwise (Unavailable for transport errors).
+  // POSTs `json` to `path`; the response body on 2xx, NotFound on 404, an
+  // error naming the status otherwise (Unavailable for transport errors).
   absl::StatusOr<std::string> Post(const std::string& path, const std::string& json) const;
   absl::StatusOr<std::string> Get(const std::string& path) const;
 

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apiserver-ext/kube_client.h"
+#include "apiserver-ext/namespace_lifecycle.h"
 #include "common/log.h"
 
 namespace kole::apiserver {
@@ -357,7 +358,10 @@ absl::StatusOr<ServerConfig> CompleteServerConfig(const Options& o) {
   if (!deny.ok()) return deny.status();
   wo.allow_ttl = *allow;
   wo.deny_ttl = *deny;
-  c.authorizer = WebhookAuthorizer::ForClient(std::make_shared<KubeClient>(*target), wo);
+  auto cluster = std::make_shared<KubeClient>(*target);
+  c.authorizer = WebhookAuthorizer::ForClient(cluster, wo);
+  // The pods of EdgeDaemonSets in a namespace being deleted go for good.
+  c.handler.namespace_terminating = NamespaceTerminatingChecker(cluster);
   return c;
 }
 

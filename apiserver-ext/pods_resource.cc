@@ -94,8 +94,24 @@ void AppendBookmark(const Negotiated& n, uint64_t rv, bool initial_end, std::str
 }  // namespace
 
 PodsResource::PodsResource(storage::PodStore* store, const std::atomic<bool>* stopping,
-                           WatchSettings watch)
-    : store_(store), source_(store), stopping_(stopping), watch_(watch) {}
+                           WatchSettings watch, NamespaceTerminatingFn namespace_terminating)
+    : store_(store),
+      source_(store),
+      stopping_(stopping),
+      watch_(watch),
+      namespace_terminating_(std::move(namespace_terminating)) {}
+
+namespace {
+
+ApiError DerivedPodIsReadOnly(std::string_view name) {
+  return Invalid(Subject(name),
+                 {{"FieldValueForbidden",
+                   "Forbidden: pods of EdgeDaemonSets are derived from their EdgeDaemonSet: "
+                   "change the EdgeDaemonSet, or delete the pod to restart it",
+                   "metadata.ownerReferences"}});
+}
+
+}  // namespace
 
 HttpResponse PodsResource::Handle(const HttpRequest& request, const RequestInfo& info) {
   if (info.extra_segments || (!info.subresource.empty() && info.subresource != "status")) {
@@ -378,6 +394,9 @@ HttpResponse PodsResource::Write(const HttpRequest& request, const Pod& desired,
 
 HttpResponse PodsResource::Update(const HttpRequest& request, const RequestInfo& info,
                                   bool status) {
+  if (store_->IsDerived(info.namespace_, info.name)) {
+    return ErrorResponse(DerivedPodIsReadOnly(info.name));
+  }
   bool dry_run = false;
   FieldValidation validation;
   ApiError error;
@@ -411,6 +430,9 @@ HttpResponse PodsResource::Update(const HttpRequest& request, const RequestInfo&
 }
 
 HttpResponse PodsResource::Patch(const HttpRequest& request, const RequestInfo& info, bool status) {
+  if (store_->IsDerived(info.namespace_, info.name)) {
+    return ErrorResponse(DerivedPodIsReadOnly(info.name));
+  }
   PatchType type;
   ApiError error;
   if (!ParsePatchType(request.Header("Content-Type"), "pods", &type, &error)) {
@@ -500,6 +522,12 @@ HttpResponse PodsResource::Delete(const HttpRequest& request, const RequestInfo&
     expected_rv = current->resource_version;
   }
   if (!options.dry_run) {
+    if (!current->owner_references_json.empty() && namespace_terminating_ &&
+        namespace_terminating_(info.namespace_)) {
+      // The namespace is being emptied: its derived pods go for good.
+      store_->SuspendNamespace(info.namespace_);
+      return JsonResponse(200, SuccessStatusJson(Subject(info.name), uid));
+    }
     absl::StatusOr<Pod> deleted = store_->Delete(info.namespace_, info.name, expected_rv);
     if (!deleted.ok()) return ErrorResponse(FromStatus(deleted.status(), Subject(info.name)));
   }
@@ -522,6 +550,16 @@ HttpResponse PodsResource::DeleteCollection(const HttpRequest& request, const Re
   absl::Status listed = store_->ListEach(
       list, [&](const Pod& pod) { matched.push_back(pod); }, &result);
   if (!listed.ok()) return ErrorResponse(FromStatus(listed, Subject("")));
+  bool any_derived = false;
+  for (const Pod& pod : matched) any_derived |= !pod.owner_references_json.empty();
+  if (any_derived && !options.dry_run && !info.namespace_.empty() && namespace_terminating_ &&
+      namespace_terminating_(info.namespace_)) {
+    // The namespace controller empties a namespace being deleted: the pods of
+    // its EdgeDaemonSets go for good rather than restart (pods_resource.h).
+    store_->SuspendNamespace(info.namespace_);
+    KOLE_LOG(Info, "Namespace is terminating; its EdgeDaemonSets' pods are removed", "namespace",
+             info.namespace_);
+  }
   std::string body;
   AppendListStart("PodList", kEdgeApiVersion, body);
   bool first = true;

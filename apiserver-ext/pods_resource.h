@@ -11,6 +11,12 @@
 // Field ownership as for nodes: writes to the main resource keep status,
 // /status writes keep everything but status.
 //
+// Pods of EdgeDaemonSets are derived: writes to them are refused (422), and
+// deleting one restarts it on its device (a new UID, DELETED then ADDED).
+// In a namespace being deleted, deleting them removes the pods of every
+// EdgeDaemonSet of the namespace for good instead (PodStore::SuspendNamespace),
+// so the namespace controller's deletecollection does not restart a fleet.
+//
 // Thread safety: Handle() may be called from many threads at once; the
 // store is borrowed and must outlive this object and its streams.
 
@@ -18,6 +24,7 @@
 #include <functional>
 
 #include "apiserver-ext/http_types.h"
+#include "apiserver-ext/namespace_lifecycle.h"
 #include "apiserver-ext/nodes_resource.h"
 #include "apiserver-ext/request_info.h"
 #include "storage/pod_store.h"
@@ -27,7 +34,7 @@ namespace kole::apiserver {
 class PodsResource {
  public:
   PodsResource(storage::PodStore* store, const std::atomic<bool>* stopping,
-               WatchSettings watch = {});
+               WatchSettings watch = {}, NamespaceTerminatingFn namespace_terminating = {});
 
   HttpResponse Handle(const HttpRequest& request, const RequestInfo& info);
 
@@ -47,6 +54,7 @@ class PodsResource {
   const storage::PodSource* source_;  // Reads: the standalone store today.
   const std::atomic<bool>* stopping_;
   WatchSettings watch_;
+  NamespaceTerminatingFn namespace_terminating_;
 };
 
 }  // namespace kole::apiserver

@@ -4,9 +4,13 @@
 #include <arpa/inet.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <set>
+
 #include "apiserver-ext/eds_json.h"
 #include "apiserver-ext/json_util.h"
 #include "common/log.h"
+#include "storage/node_view.h"
 
 namespace kole::apiserver {
 namespace {
@@ -75,6 +79,27 @@ bool WorkloadController::ResyncNodes() {
     return false;
   }
   pods_->SetNodes(batch);
+
+  // A resync after the watch expired: nodes deleted meanwhile are in no
+  // event and not in the list. The pods say which nodes the pod table still
+  // runs something on; those the fleet no longer has lose their pods.
+  std::sort(names.begin(), names.end());
+  std::set<std::string> gone;
+  storage::PodListResult pod_result;
+  absl::Status scanned = pods_->ListEach(
+      {},
+      [&](const storage::Pod& pod) {
+        if (!std::binary_search(names.begin(), names.end(), pod.node_name)) {
+          gone.insert(pod.node_name);
+        }
+      },
+      &pod_result);
+  if (!scanned.ok()) {
+    KOLE_LOG(Error, "Workload controller cannot list pods", "err", scanned);
+    return false;
+  }
+  if (!gone.empty()) pods_->RemoveNodes(std::vector<std::string>(gone.begin(), gone.end()));
+
   auto watch = nodes_->Watch(result.resource_version);
   if (!watch.ok()) {
     KOLE_LOG(Error, "Workload controller cannot watch nodes", "err", watch.status());
@@ -107,18 +132,30 @@ void WorkloadController::ApplyWorkload(const storage::StoredObject& object) {
   if (seen.uid == uid && seen.generation == generation) return;
   seen = {uid, generation};
 
-  // One pass over the fleet: the node store evaluates the label selector
-  // against its interned label sets; taints are checked here.
+  // One pass over the fleet, reading nodes in place: the node store
+  // evaluates the label selector against its interned label sets; taints
+  // are checked here. Selected nodes need no labels (SetWorkload keeps none).
   std::vector<storage::DaemonNodeFacts> selected;
   storage::ListOptions options;
   options.label_selector = spec->node_selector;
   storage::ListResult result;
-  absl::Status listed = nodes_->ListEach(
+  absl::Status listed = nodes_->ListEachView(
       options,
-      [&](const storage::Node& node) {
-        if (storage::WorkloadSelects(*spec, node.labels, node.taints)) {
-          selected.push_back(NodeFacts(node));
-        }
+      [&](const storage::NodeView& node) {
+        std::vector<storage::Taint> taints = node.Taints();
+        if (!storage::ToleratesTaints(*spec, taints)) return;
+        storage::DaemonNodeFacts facts;
+        facts.name = std::string(node.name());
+        facts.gateway = std::string(node.gateway());
+        node.ForEachAddress([&](std::string_view type, std::string_view address) {
+          in_addr ip;
+          std::string text(address);
+          if (facts.ipv4 == 0 && type == "InternalIP" &&
+              inet_pton(AF_INET, text.c_str(), &ip) == 1) {
+            facts.ipv4 = ntohl(ip.s_addr);
+          }
+        });
+        selected.push_back(std::move(facts));
       },
       &result);
   if (!listed.ok()) {
@@ -199,6 +236,9 @@ bool WorkloadController::DrainWorkloadEvents() {
       KOLE_LOG(Info, "EdgeDaemonSet removed; its pods go from every node", "edgedaemonset",
                e.object.namespace_ + "/" + e.object.name);
     } else {
+      // A new EdgeDaemonSet in a namespace whose deletion suspended its
+      // pods means the namespace exists again.
+      if (e.type == storage::EventType::kAdded) pods_->ResumeNamespace(e.object.namespace_);
       ApplyWorkload(e.object);
     }
   }

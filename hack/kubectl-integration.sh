@@ -39,9 +39,10 @@ k() { "$KUBECTL_BIN" --kubeconfig "$WORK/certs/admin.kubeconfig" --cache-dir "$W
 start_server
 
 check "api-resources" \
-"NAME    SHORTNAMES    APIVERSION              NAMESPACED   KIND
-nodes   en,edgenode   edge.kole.io/v1alpha1   false        Node
-pods    epod          edge.kole.io/v1alpha1   true         Pod" "$(k api-resources 2>&1)"
+"NAME             SHORTNAMES    APIVERSION              NAMESPACED   KIND
+edgedaemonsets   eds           edge.kole.io/v1alpha1   true         EdgeDaemonSet
+nodes            en,edgenode   edge.kole.io/v1alpha1   false        Node
+pods             epod          edge.kole.io/v1alpha1   true         Pod" "$(k api-resources 2>&1)"
 
 check "version" "Server Version: v0.1.0" "$(k version 2>&1 | grep '^Server')"
 
@@ -183,7 +184,9 @@ BROKER_PID=$!
 stop_server
 start_server --mqtt-broker "tcp://127.0.0.1:$BROKER_PORT"
 "$BUILD_DIR/bin/kole-edge-sim" --broker "tcp://127.0.0.1:$BROKER_PORT" --nodes 20 \
-  --connections 1 --heartbeat-interval 1s --progress-interval 60s >"$WORK/sim.log" 2>&1 &
+  --connections 1 --heartbeat-interval 1s --progress-interval 60s --pod-start-delay 500ms \
+  --pod-failure-rate 0.2 --crash-report-interval 1s --status-file "$WORK/sim.status" \
+  >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 ready=0
 for _ in $(seq 100); do
@@ -198,6 +201,118 @@ check "device facts reach the API" "linux" \
 contains "the bridge's metrics are on /metrics" 'kole_bridge_registrations_total{result="Accepted"} 20' \
   "$(curl -sf --cacert "$WORK/certs/ca.crt" --cert "$WORK/certs/admin.crt" \
        --key "$WORK/certs/admin.key" "https://127.0.0.1:$PORT/metrics")"
+
+# --- EdgeDaemonSets on the simulated fleet --------------------------------------
+# Applied client-side, pods derived per node, Running once the simulator's
+# heartbeats carry the set's revision; a fifth of the pod sets crash-loop.
+
+# eds_field JSONPATH: a field of the EdgeDaemonSet "agent" in namespace "fleet".
+eds_field() { k get eds agent -n fleet -o "jsonpath={$1}" 2>/dev/null; }
+# wait_eds JSONPATH VALUE: until the field has the value (20 s at most).
+wait_eds() {
+  local value=
+  for _ in $(seq 100); do
+    value=$(eds_field "$1")
+    [ "$value" = "$2" ] && break
+    sleep 0.2
+  done
+  echo "$value"
+}
+cat >"$WORK/eds.yaml" <<'YAML'
+apiVersion: edge.kole.io/v1alpha1
+kind: EdgeDaemonSet
+metadata:
+  name: agent
+  namespace: fleet
+spec:
+  nodeSelector:
+    matchLabels:
+      kubernetes.io/os: linux
+  updateStrategy:
+    rollingUpdate:
+      maxUnavailable: 25%
+  template:
+    metadata:
+      labels:
+        app: agent
+    spec:
+      containers:
+      - name: agent
+        image: registry.example/agent:1.0
+        command: ["/usr/bin/agent"]
+YAML
+check "apply an EdgeDaemonSet" "edgedaemonset.edge.kole.io/agent created" \
+  "$(k apply -f "$WORK/eds.yaml" 2>&1)"
+check "one pod per matching node" "20" "$(wait_eds .status.desiredNumberScheduled 20)"
+FAILING=$(grep '^podsFailing=' "$WORK/sim.status" 2>/dev/null | cut -d= -f2)
+for _ in $(seq 100); do
+  FAILING=$(grep '^podsFailing=' "$WORK/sim.status" | cut -d= -f2)
+  [ "$(grep '^podsRunning=' "$WORK/sim.status" | cut -d= -f2)" = 20 ] && break
+  sleep 0.2
+done
+check "the pods that do not crash-loop are ready" "$((20 - FAILING))" \
+  "$(wait_eds .status.numberReady $((20 - FAILING)))"
+check "kubectl get eds prints the DaemonSet columns" \
+  "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE
+agent 20 20 $((20 - FAILING)) 20 $((20 - FAILING)) kubernetes.io/os=linux AGE" \
+  "$(k get eds -n fleet 2>&1 | tr -s ' ' | sed -E 's/[0-9]+s$/AGE/')"
+check "the pod on a node, by field selector" "agent-$SIM_NODE" \
+  "$(k get epod -n fleet --field-selector "spec.nodeName=$SIM_NODE" -o jsonpath='{.items[*].metadata.name}')"
+check "pods across namespaces by label" "20" "$(k get epod -A -l app=agent --no-headers | wc -l)"
+crashing=0
+for _ in $(seq 50); do
+  crashing=$(k get epod -n fleet --no-headers | grep -c CrashLoopBackOff)
+  [ "$crashing" = "$FAILING" ] && break
+  sleep 0.2
+done
+check "crash-looping pods show CrashLoopBackOff" "$FAILING" "$crashing"
+check "a derived pod cannot be edited" \
+  'The Pod "agent-'"$SIM_NODE"'" is invalid: metadata.ownerReferences: Forbidden: pods of EdgeDaemonSets are derived from their EdgeDaemonSet: change the EdgeDaemonSet, or delete the pod to restart it' \
+  "$(k label epod -n fleet "agent-$SIM_NODE" x=y 2>&1)"
+old_uid=$(k get epod -n fleet "agent-$SIM_NODE" -o jsonpath='{.metadata.uid}')
+k get epod -n fleet "agent-$SIM_NODE" -w --output-watch-events --request-timeout=5s \
+  >"$WORK/watch-pod.out" 2>&1 &
+WATCH_PID=$!
+sleep 0.5
+check "deleting a derived pod restarts it" "pod.edge.kole.io \"agent-$SIM_NODE\" deleted" \
+  "$(k delete epod -n fleet "agent-$SIM_NODE" 2>&1)"
+check "the restarted pod has a new UID" "yes" \
+  "$([ "$(k get epod -n fleet "agent-$SIM_NODE" -o jsonpath='{.metadata.uid}')" != "$old_uid" ] && echo yes)"
+wait $WATCH_PID
+contains "a watch sees DELETED then ADDED" "DELETED" "$(cat "$WORK/watch-pod.out")"
+contains "... and the new pod" "ADDED agent-$SIM_NODE 0/1 ContainerCreating" \
+  "$(tr -s ' ' <"$WORK/watch-pod.out")"
+# A fifth of the new pods crash-loop too, which would hold a 25 % rollout
+# back (as a DaemonSet's): this one may take every node at once.
+sed -e 's/agent:1.0/agent:2.0/' -e 's/maxUnavailable: 25%/maxUnavailable: 100%/' \
+  "$WORK/eds.yaml" >"$WORK/eds-v2.yaml"
+check "roll a new image with server-side apply" "edgedaemonset.edge.kole.io/agent serverside-applied" \
+  "$(k apply --server-side --force-conflicts -f "$WORK/eds-v2.yaml" 2>&1)"
+# The status counts the new template once the controller has seen it.
+check "the controller observed the new generation" "$(eds_field .metadata.generation)" \
+  "$(wait_eds .status.observedGeneration "$(eds_field .metadata.generation)")"
+check "every pod is updated" "20" "$(wait_eds .status.updatedNumberScheduled 20)"
+check "its pods run the new image" "registry.example/agent:2.0" \
+  "$(k get epod -n fleet "agent-$SIM_NODE" -o jsonpath='{.spec.containers[0].image}')"
+contains "a second apply from another manager conflicts" \
+  'Apply failed with 2 conflicts: conflicts with "kubectl":
+- .spec.template.spec.containers[name="agent"].image
+- .spec.updateStrategy.rollingUpdate.maxUnavailable' \
+  "$(sed 's/agent:1.0/agent:3.0/' "$WORK/eds.yaml" | k apply --server-side --field-manager=other -f - 2>&1)"
+check "delete the EdgeDaemonSet" 'edgedaemonset.edge.kole.io "agent" deleted' \
+  "$(k delete eds agent -n fleet 2>&1)"
+gone=
+for _ in $(seq 50); do
+  gone=$(k get epod -n fleet --no-headers 2>/dev/null | wc -l)
+  [ "$gone" = 0 ] && break
+  sleep 0.2
+done
+check "its pods are gone from every node" "0" "$gone"
+for _ in $(seq 50); do
+  [ "$(grep '^podsRunning=' "$WORK/sim.status" | cut -d= -f2)" = 0 ] && break
+  sleep 0.2
+done
+check "and the devices stopped them" "podsRunning=0" "$(grep '^podsRunning=' "$WORK/sim.status")"
 
 # The device side goes away: the simulator publishes its gateway's will on the
 # way out, and a running watch sees the node turn NotReady.

@@ -238,6 +238,9 @@ class Bridge::Applier {
         HandleWill(*topic, message);
         return;
       case Channel::kPodStatus:
+        // Heartbeats that came first are applied first: a report must not be
+        // overwritten by the confirmation of the set it is about.
+        FlushHeartbeats(message.received);
         HandlePodStatus(*topic, message);
         return;
       default:

@@ -127,16 +127,7 @@ bool Tolerates(const std::vector<Toleration>& tolerations, const Taint& taint) {
   return false;
 }
 
-bool WorkloadSelects(const WorkloadSpec& spec, const StringPairs& labels,
-                     const std::vector<Taint>& taints) {
-  if (!spec.node_selector.Matches([&](std::string_view key) -> std::optional<std::string_view> {
-        for (const auto& [k, v] : labels) {
-          if (k == key) return v;
-        }
-        return std::nullopt;
-      })) {
-    return false;
-  }
+bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints) {
   for (const Taint& taint : taints) {
     if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
     // DaemonSet pods tolerate what the node lifecycle and cordoning set.
@@ -151,6 +142,16 @@ bool WorkloadSelects(const WorkloadSpec& spec, const StringPairs& labels,
     if (!Tolerates(spec.tolerations, taint)) return false;
   }
   return true;
+}
+
+bool WorkloadSelects(const WorkloadSpec& spec, const StringPairs& labels,
+                     const std::vector<Taint>& taints) {
+  return spec.node_selector.Matches([&](std::string_view key) -> std::optional<std::string_view> {
+    for (const auto& [k, v] : labels) {
+      if (k == key) return v;
+    }
+    return std::nullopt;
+  }) && ToleratesTaints(spec, taints);
 }
 
 uint32_t TemplateRevision(const WorkloadSpec& spec) {
@@ -335,8 +336,21 @@ void DaemonPods::RecomputeSet(uint32_t node) {
   MarkDirty(node);
 }
 
+void DaemonPods::SuspendNamespace(std::string_view ns) {
+  suspended_.insert(std::string(ns));
+  std::vector<std::string> names;
+  for (auto it = workload_order_.lower_bound({std::string(ns), std::string()});
+       it != workload_order_.end() && it->first.first == ns; ++it) {
+    names.push_back(it->first.second);
+  }
+  for (const std::string& name : names) RemoveWorkload(ns, name);
+}
+
+void DaemonPods::ResumeNamespace(std::string_view ns) { suspended_.erase(std::string(ns)); }
+
 void DaemonPods::SetWorkload(const WorkloadSpec& spec,
                              const std::vector<DaemonNodeFacts>& selected) {
+  if (suspended_.contains(spec.namespace_)) return;
   Workload* w = FindWorkload(spec.namespace_, spec.name);
   if (w != nullptr && !(w->spec->uid == spec.uid)) {
     RemoveWorkload(spec.namespace_, spec.name);
@@ -447,7 +461,9 @@ bool DaemonPods::ApplyPodRevision(std::string_view name, std::string_view revisi
       Workload& w = *workloads_[id];
       DaemonPodCell* c = node < w.cells.size() ? &w.cells[node] : nullptr;
       if (c == nullptr || c->rv == 0) continue;
-      if ((c->flags & kCellReported) != 0 && c->running_rev == c->desired_rev) continue;
+      // A device's report for this revision stays in force (a crash loop, a
+      // failure): the heartbeat says the set is applied, not that it is well.
+      if ((c->flags & kCellReported) != 0) continue;
       size_t containers = w.SpecFor(c->desired_rev).container_names.size();
       DaemonPodCell next = *c;
       next.running_rev = c->desired_rev;

@@ -90,6 +90,9 @@ struct WorkloadSpec {
   bool max_unavailable_percent = false;
 };
 
+// Whether the workload tolerates every taint that keeps pods off a node.
+bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints);
+
 // Whether the workload runs a pod on a node with these labels and taints.
 bool WorkloadSelects(const WorkloadSpec& spec, const StringPairs& labels,
                      const std::vector<Taint>& taints);
@@ -219,6 +222,10 @@ class DaemonPods {
   // Deletes every pod of the workload.
   void RemoveWorkload(std::string_view namespace_, std::string_view name);
   WorkloadStatus Status(std::string_view namespace_, std::string_view name) const;
+  // The namespace is being deleted: every pod of its workloads goes, and
+  // SetWorkload() creates none there until ResumeNamespace().
+  void SuspendNamespace(std::string_view namespace_);
+  void ResumeNamespace(std::string_view namespace_);
 
   // --- Nodes ---
 
@@ -347,6 +354,7 @@ class DaemonPods {
   absl::flat_hash_set<uint32_t, NameHash, NameEq> by_name_{0, NameHash{this}, NameEq{this}};
   absl::btree_set<uint32_t, NameOrder> ordered_{NameOrder{this}};
   std::map<std::pair<std::string, std::string>, uint32_t> workload_order_;  // Live ones.
+  absl::flat_hash_set<std::string> suspended_;
   std::vector<std::string> gateways_{""};
   absl::flat_hash_map<std::string, uint16_t> gateway_ids_;
   std::deque<uint32_t> dirty_;

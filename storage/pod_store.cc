@@ -701,6 +701,16 @@ WorkloadStatus PodStore::GetWorkloadStatus(std::string_view ns, std::string_view
   return daemon_->Status(ns, name);
 }
 
+void PodStore::SuspendNamespace(std::string_view ns) {
+  absl::MutexLock lock(&mu_);
+  daemon_->SuspendNamespace(ns);
+}
+
+void PodStore::ResumeNamespace(std::string_view ns) {
+  absl::MutexLock lock(&mu_);
+  daemon_->ResumeNamespace(ns);
+}
+
 void PodStore::SetNodes(const std::vector<DaemonNodeFacts>& nodes) {
   absl::MutexLock lock(&mu_);
   for (const DaemonNodeFacts& facts : nodes) daemon_->SetNode(facts);

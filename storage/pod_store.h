@@ -101,6 +101,8 @@ class PodStore final : public PodSource {
   void SetWorkload(const WorkloadSpec& spec, const std::vector<DaemonNodeFacts>& selected);
   void RemoveWorkload(std::string_view namespace_, std::string_view name);
   WorkloadStatus GetWorkloadStatus(std::string_view namespace_, std::string_view name) const;
+  void SuspendNamespace(std::string_view namespace_);
+  void ResumeNamespace(std::string_view namespace_);
   void SetNodes(const std::vector<DaemonNodeFacts>& nodes);
   void RemoveNodes(const std::vector<std::string>& names);
   // Heartbeats' pod revisions, (node, revision) pairs. Returns how many

@@ -82,22 +82,25 @@ absl::Status MosquittoServer::Start() {
   std::ofstream acl(dir_ + "/acl");
   acl << "user " << options_.cloud_user << "\n";
   for (const char* kind : {"nodes", "gateways"}) {
-    for (const char* channel : {"register", "heartbeat", "will"}) {
+    for (const char* channel : {"register", "heartbeat", "will", "podstatus"}) {
       acl << "topic read " << p << "/" << kind << "/+/" << channel << "\n";
     }
-    for (const char* channel : {"ack", "control"}) {
+    for (const char* channel : {"ack", "control", "pods"}) {
       acl << "topic write " << p << "/" << kind << "/+/" << channel << "\n";
     }
   }
+  acl << "topic write " << p << "/workloads/#\n";
   acl << "\n";
   for (const char* kind : {"nodes", "gateways"}) {
-    for (const char* channel : {"register", "heartbeat", "will"}) {
+    for (const char* channel : {"register", "heartbeat", "will", "podstatus"}) {
       acl << "pattern write " << p << "/" << kind << "/%u/" << channel << "\n";
     }
-    for (const char* channel : {"ack", "control"}) {
+    for (const char* channel : {"ack", "control", "pods"}) {
       acl << "pattern read " << p << "/" << kind << "/%u/" << channel << "\n";
     }
   }
+  // Every device reads the retained workload templates.
+  acl << "pattern read " << p << "/workloads/#\n";
   acl.close();
 
   // Started as root, mosquitto would switch to its own user, which cannot
