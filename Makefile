@@ -130,7 +130,7 @@ backup-integration: build
 fuzz: deps
 	@bash hack/run-fuzzers.sh $(FUZZ_SECONDS)
 
-bench: bench-store bench-bridge bench-api bench-peer
+bench: bench-store bench-bridge bench-api bench-workload bench-peer
 
 bench-store: build
 	$(BUILD_DIR)/bin/kole-bench-store --nodes $(KOLE_BENCH_NODES)
@@ -145,6 +145,14 @@ bench-bridge: build
 .PHONY: bench-api
 bench-api: build
 	$(BUILD_DIR)/bin/kole-bench-api --nodes $(KOLE_BENCH_NODES)
+
+# An EdgeDaemonSet to a simulated fleet through mosquitto, heartbeats every
+# 10 s: time until every node has its pod set and until 99 % of the pods run,
+# messages used, memory per pod, kubectl get pods -A, a rolling update
+# (bench/workload_bench.cc).
+.PHONY: bench-workload
+bench-workload: build
+	$(BUILD_DIR)/bin/kole-bench-workload --nodes $(KOLE_BENCH_NODES)
 
 # Side by side with upstream (bench/peer/README.md): the same seeded fleet as
 # real Nodes and Leases in kube-apiserver + etcd, and in KOLE through
