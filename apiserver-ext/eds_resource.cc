@@ -77,9 +77,13 @@ std::string FieldManager(const HttpRequest& request) {
 }
 
 // YAML (what apply patches may be) to JSON; JSON is YAML, so a body that
-// parses as JSON takes the fast path.
-bool YamlToJson(const YAML::Node& node, Document& doc, Value& out, int depth) {
-  if (depth > kMaxJsonDepth) return false;
+// parses as JSON takes the fast path. `budget` is how many more values may
+// be produced: yaml-cpp shares an anchored node among its aliases, so a few
+// hundred bytes of nested aliases ("billion laughs") would otherwise expand
+// to billions of values and exhaust the memory.
+bool YamlToJson(const YAML::Node& node, Document& doc, Value& out, int depth, size_t* budget) {
+  if (depth > kMaxJsonDepth || *budget == 0) return false;
+  --*budget;
   auto& a = doc.GetAllocator();
   switch (node.Type()) {
     case YAML::NodeType::Null:
@@ -90,7 +94,7 @@ bool YamlToJson(const YAML::Node& node, Document& doc, Value& out, int depth) {
       out.SetArray();
       for (const YAML::Node& item : node) {
         Value v;
-        if (!YamlToJson(item, doc, v, depth + 1)) return false;
+        if (!YamlToJson(item, doc, v, depth + 1, budget)) return false;
         out.PushBack(v, a);
       }
       return true;
@@ -98,7 +102,7 @@ bool YamlToJson(const YAML::Node& node, Document& doc, Value& out, int depth) {
       out.SetObject();
       for (const auto& kv : node) {
         Value v;
-        if (!YamlToJson(kv.second, doc, v, depth + 1)) return false;
+        if (!YamlToJson(kv.second, doc, v, depth + 1, budget)) return false;
         std::string key = kv.first.as<std::string>();
         out.AddMember(Value(key.c_str(), a), v, a);
       }
@@ -133,8 +137,11 @@ absl::Status ParseApplyBody(const std::string& body, Document& doc) {
   try {
     YAML::Node node = YAML::Load(body);
     doc.SetObject();
-    if (!YamlToJson(node, doc, doc, 0))
-      return absl::InvalidArgumentError("the YAML nests too deep");
+    // Without aliases a document has fewer values than bytes; aliases may
+    // repeat what they name, but the result stays linear in the body.
+    size_t budget = 4 * body.size() + 1024;
+    if (!YamlToJson(node, doc, doc, 0, &budget))
+      return absl::InvalidArgumentError("the YAML nests too deep or its aliases expand too far");
     return absl::OkStatus();
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
@@ -277,6 +284,9 @@ HttpResponse Commit(storage::ObjectStore* store, const HttpRequest& request,
     }
     next.RemoveMember("status");
     if (const Value* s = Member(current, "status")) next.AddMember("status", Value(*s, a), a);
+    // The stored spec is defaulted: compare it with the defaulted new one, so
+    // that a replace with the manifest as first written is no spec change.
+    DefaultEds(next);
     const Value* old_spec = Member(current, "spec");
     const Value* new_spec = Member(next, "spec");
     bool spec_changed = old_spec == nullptr || new_spec == nullptr || *old_spec != *new_spec;
@@ -639,7 +649,7 @@ HttpResponse EdgeDaemonSetsResource::Patch(const HttpRequest& request, const Req
     if (!CheckEdsBody(patch, &error, &unknown)) return ErrorResponse(error);
     HttpResponse warnings;
     if (!CheckUnknownFields(unknown, validation, &warnings, &error)) return ErrorResponse(error);
-    if (!request.Query("fieldManager")) {
+    if (request.Query("fieldManager").value_or("").empty()) {
       return ErrorResponse(Invalid(
           Subject(info.name),
           {{"FieldValueRequired", "Required value: is required for apply patch", "fieldManager"}}));
@@ -722,7 +732,9 @@ HttpResponse EdgeDaemonSetsResource::Patch(const HttpRequest& request, const Req
       return ErrorResponse(Invalid(Subject(info.name),
                                    {{"FieldValueInvalid", "field is immutable", "metadata.name"}}));
     }
-    if (StringAt(doc, "metadata", "resourceVersion") != std::to_string(current->resource_version)) {
+    // A patch that removes metadata.resourceVersion asks for no precondition.
+    std::string patched_rv = StringAt(doc, "metadata", "resourceVersion");
+    if (!patched_rv.empty() && patched_rv != std::to_string(current->resource_version)) {
       return ErrorResponse(FromStatus(absl::AbortedError(""), Subject(info.name)));
     }
     w.current = *current;

@@ -9,6 +9,20 @@
 #include "mqtt-bridge/bridge.h"
 
 namespace kole::bridge {
+namespace {
+
+protocol::NodePods PodsEntry(const storage::NodePodSet& set) {
+  protocol::NodePods node;
+  node.node = set.node;
+  if (set.revision != 0) node.pod_revision = storage::RevisionString(set.revision);
+  for (const storage::DesiredPod& p : set.pods) {
+    node.pods.push_back(
+        {p.namespace_, p.name, p.workload, storage::RevisionString(p.revision), p.restart});
+  }
+  return node;
+}
+
+}  // namespace
 
 PodDistributor::PodDistributor(PodDistributorOptions options, const protocol::TopicScheme* topics,
                                storage::PodStore* pods, Publisher* publisher,
@@ -60,6 +74,7 @@ bool PodDistributor::Send(const std::string& topic, const std::string& payload, 
 }
 
 size_t PodDistributor::Pass() {
+  absl::MutexLock lock(&pass_mu_);
   PublishTemplates();
   return PublishPodSets();
 }
@@ -104,6 +119,30 @@ void PodDistributor::PublishTemplates() {
   if (all_sent) published_generation_ = generation;
 }
 
+size_t PodDistributor::SendGatewaySets(const std::string& gateway,
+                                       std::span<const storage::NodePodSet* const> members,
+                                       std::vector<std::string>* failed) {
+  protocol::PodsMessage message;
+  for (const storage::NodePodSet* set : members) message.nodes.push_back(PodsEntry(*set));
+  std::string payload;
+  protocol::EncodePods(message, /*on_node_topic=*/false, payload);
+  // A gateway refuses a payload over the limit unread: a thousand nodes
+  // with ten pods each already pass it. Halve until each part fits.
+  if (payload.size() > protocol::kMaxPayloadBytes && members.size() > 1) {
+    size_t half = members.size() / 2;
+    return SendGatewaySets(gateway, members.first(half), failed) +
+           SendGatewaySets(gateway, members.subspan(half), failed);
+  }
+  if (!Send(topics_->Build(protocol::Sender::kGateway, gateway, protocol::Channel::kPods), payload,
+            false)) {
+    for (const storage::NodePodSet* set : members) failed->push_back(set->node);
+    return 0;
+  }
+  pod_messages_->Add();
+  pod_sets_->Add(members.size());
+  return members.size();
+}
+
 size_t PodDistributor::PublishPodSets() {
   size_t sent = 0;
   while (true) {
@@ -113,23 +152,13 @@ size_t PodDistributor::PublishPodSets() {
     // Nodes of one gateway share a message; the others get one each.
     std::map<std::string, std::vector<const storage::NodePodSet*>> by_gateway;
     std::vector<std::string> failed;
-    auto entry = [](const storage::NodePodSet& set) {
-      protocol::NodePods node;
-      node.node = set.node;
-      if (set.revision != 0) node.pod_revision = storage::RevisionString(set.revision);
-      for (const storage::DesiredPod& p : set.pods) {
-        node.pods.push_back(
-            {p.namespace_, p.name, p.workload, storage::RevisionString(p.revision), p.restart});
-      }
-      return node;
-    };
     for (const storage::NodePodSet& set : sets) {
       if (!set.gateway.empty()) {
         by_gateway[set.gateway].push_back(&set);
         continue;
       }
       protocol::PodsMessage message;
-      message.nodes.push_back(entry(set));
+      message.nodes.push_back(PodsEntry(set));
       std::string payload;
       protocol::EncodePods(message, /*on_node_topic=*/true, payload);
       if (Send(topics_->Build(protocol::Sender::kNode, set.node, protocol::Channel::kPods), payload,
@@ -143,19 +172,10 @@ size_t PodDistributor::PublishPodSets() {
     }
     for (const auto& [gateway, members] : by_gateway) {
       for (size_t i = 0; i < members.size(); i += protocol::kMaxBatchNodes) {
-        protocol::PodsMessage message;
         size_t end = std::min(members.size(), i + protocol::kMaxBatchNodes);
-        for (size_t j = i; j < end; ++j) message.nodes.push_back(entry(*members[j]));
-        std::string payload;
-        protocol::EncodePods(message, /*on_node_topic=*/false, payload);
-        if (Send(topics_->Build(protocol::Sender::kGateway, gateway, protocol::Channel::kPods),
-                 payload, false)) {
-          pod_messages_->Add();
-          pod_sets_->Add(end - i);
-          sent += end - i;
-        } else {
-          for (size_t j = i; j < end; ++j) failed.push_back(members[j]->node);
-        }
+        sent += SendGatewaySets(
+            gateway, std::span<const storage::NodePodSet* const>(members).subspan(i, end - i),
+            &failed);
       }
     }
     if (!failed.empty()) {

@@ -11,15 +11,17 @@
 //              broker may have lost its retained messages), and cleared (an
 //              empty retained message) once no node runs that revision.
 //   pod sets   a node whose desired set changed gets it on its pods channel,
-//              batched per gateway (up to 1000 nodes per message); a node
+//              batched per gateway (up to 1000 nodes and kMaxPayloadBytes
+//              per message, the limits devices decode); a node
 //              whose heartbeat carries another revision gets it again, at
 //              most every resend_after (PodStore::ApplyPodRevisions).
 //
 // Devices confirm with their heartbeat's podRev; failures come as podstatus
 // messages (Bridge applies both).
 //
-// Thread safety: Run() loops on one thread until Stop(); Pass() is for tests
-// and must not run concurrently with Run().
+// Thread safety: Run() loops on one thread until Stop(); Pass() (tests,
+// benchmarks) may be called meanwhile from another thread: passes are
+// serialised.
 
 #include <absl/synchronization/mutex.h>
 
@@ -27,8 +29,10 @@
 #include <cstdint>
 #include <functional>
 #include <set>
+#include <span>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "common/metrics.h"
 #include "mqtt-bridge/protocol.h"
@@ -56,8 +60,14 @@ class PodDistributor {
   size_t Pass();
 
  private:
-  void PublishTemplates();
-  size_t PublishPodSets();
+  void PublishTemplates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  size_t PublishPodSets() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
+  // Sends the sets of one gateway's nodes, split so that every message
+  // stays within the protocol's limits. Returns the sets sent; the nodes
+  // of messages that failed go to `failed`.
+  size_t SendGatewaySets(const std::string& gateway,
+                         std::span<const storage::NodePodSet* const> members,
+                         std::vector<std::string>* failed);
   bool Send(const std::string& topic, const std::string& payload, bool retained);
 
   PodDistributorOptions options_;
@@ -66,9 +76,12 @@ class PodDistributor {
   Publisher* publisher_;
   std::function<uint64_t()> generation_;
 
+  // Held for a whole pass: Run() and a Pass() from a test must not
+  // interleave over what was published.
+  absl::Mutex pass_mu_;
   // (namespace, workload, revision) published and believed retained.
-  std::set<std::tuple<std::string, std::string, uint32_t>> retained_;
-  uint64_t published_generation_ = UINT64_MAX;
+  std::set<std::tuple<std::string, std::string, uint32_t>> retained_ ABSL_GUARDED_BY(pass_mu_);
+  uint64_t published_generation_ ABSL_GUARDED_BY(pass_mu_) = UINT64_MAX;
 
   metrics::Counter* templates_published_;
   metrics::Counter* templates_cleared_;

@@ -547,8 +547,11 @@ std::optional<std::pair<Pod, Pod>> DaemonPods::Restart(std::string_view ns, std:
   Emit(w, node, EventType::kDeleted, before, gone);
   Pod deleted = RenderPod(w, node, before, history_.back().rv);
 
+  // The pod comes back with the current template, as a deleted DaemonSet
+  // pod does; under OnDelete this is the only way a pod moves to it.
   DaemonPodCell fresh;
-  fresh.desired_rev = before.desired_rev;
+  fresh.desired_rev = w.revision;
+  if (before.desired_rev != w.revision) --w.outdated;
   fresh.created_s = static_cast<uint32_t>(wall_seconds_());
   fresh.phase = static_cast<uint8_t>(PodPhase::kPending);
   fresh.reason = DaemonPodReasonIndex("ContainerCreating");
@@ -564,6 +567,9 @@ size_t DaemonPods::Rollout() {
   for (const auto& [key, id] : workload_order_) {
     Workload& w = *workloads_[id];
     if (w.outdated == 0) continue;
+    // OnDelete (max_unavailable 0, eds_json.h): pods move to the new
+    // template only when deleted (Restart()), never here.
+    if (w.spec->max_unavailable == 0) continue;
     size_t limit = w.spec->max_unavailable;
     if (w.spec->max_unavailable_percent) {
       limit = (w.pods * w.spec->max_unavailable + 99) / 100;

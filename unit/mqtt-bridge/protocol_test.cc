@@ -1061,5 +1061,294 @@ TEST(RegisterMessage, EntriesDecodeOneByOneForTheCloud) {
             DecodeError::kWrongType);
 }
 
+// --- Pods, pod status and workload templates -----------------------------------
+
+Topic PodsTopic(Sender sender, std::string_view id) {
+  return Topic{.sender = sender, .id = id, .channel = Channel::kPods};
+}
+
+NodePods SampleNodePods(std::string node, size_t pods = 2) {
+  NodePods set{.node = std::move(node), .pod_revision = "0badf00d"};
+  for (size_t i = 0; i < pods; ++i) {
+    set.pods.push_back(PodRef{.namespace_ = "fleet",
+                              .name = "w" + std::to_string(i) + "-" + set.node,
+                              .workload = "w" + std::to_string(i),
+                              .revision = "1234abcd",
+                              .restart = static_cast<uint32_t>(i)});
+  }
+  return set;
+}
+
+// A pods payload of one node with `pods` entries, in the node topic's form.
+std::string PodsPayload(size_t pods) {
+  std::string payload = R"({"v":1,"podRev":"0badf00d","pods":[)";
+  for (size_t i = 0; i < pods; ++i) {
+    payload += (i == 0 ? "" : ",");
+    payload += R"({"namespace":"fleet","name":"p)" + std::to_string(i) +
+               R"(","workload":"w","rev":"1234abcd"})";
+  }
+  return payload + "]}";
+}
+
+TEST(TopicScheme, PodChannelsRoundTrip) {
+  TopicScheme topics;
+  EXPECT_EQ(ChannelName(Channel::kPods), "pods");
+  EXPECT_EQ(ChannelName(Channel::kPodStatus), "podstatus");
+  EXPECT_EQ(topics.Build(Sender::kGateway, "gw-1", Channel::kPods), "kole/v1/gateways/gw-1/pods");
+  for (Sender sender : {Sender::kNode, Sender::kGateway}) {
+    for (Channel channel : {Channel::kPods, Channel::kPodStatus}) {
+      std::string built = topics.Build(sender, "id-7", channel);
+      std::optional<Topic> parsed = topics.Parse(built);
+      ASSERT_TRUE(parsed.has_value()) << built;
+      EXPECT_EQ(parsed->sender, sender);
+      EXPECT_EQ(parsed->id, "id-7");
+      EXPECT_EQ(parsed->channel, channel);
+    }
+  }
+  std::optional<Topic> status = topics.Parse("kole/v1/nodes/edge-1/podstatus");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->channel, Channel::kPodStatus);
+  EXPECT_FALSE(topics.Parse("kole/v1/nodes/edge-1/pods/x").has_value());
+  EXPECT_FALSE(topics.Parse("kole/v1/nodes/edge-1/PodStatus").has_value());
+}
+
+TEST(TopicScheme, WorkloadTopicsLiveBesideTheSenderTopics) {
+  TopicScheme topics("fleet/eu/");
+  EXPECT_EQ(topics.WorkloadTopic("default", "agent", "0badf00d"),
+            "fleet/eu/workloads/default/agent/0badf00d");
+  EXPECT_EQ(topics.WorkloadFilter(), "fleet/eu/workloads/#");
+  // Not a device-to-cloud topic: the bridge never takes it for one.
+  EXPECT_FALSE(topics.Parse(topics.WorkloadTopic("default", "agent", "0badf00d")).has_value());
+  EXPECT_FALSE(TopicScheme().Parse("kole/v1/workloads/default/agent").has_value());
+}
+
+TEST(Pods, NodeTopicFormRoundTrips) {
+  PodsMessage message{.nodes = {SampleNodePods("edge-1")}};
+  std::string payload;
+  EncodePods(message, /*on_node_topic=*/true, payload);
+  EXPECT_THAT(payload, Not(HasSubstr("\"nodes\"")));
+  EXPECT_THAT(payload, HasSubstr(R"("podRev":"0badf00d")"));
+  // A zero restart count is left out.
+  EXPECT_THAT(payload, HasSubstr(R"("rev":"1234abcd"},)"));
+  PodsMessage decoded;
+  ASSERT_EQ(DecodePods(PodsTopic(Sender::kNode, "edge-1"), payload, &decoded), DecodeError::kOk)
+      << payload;
+  EXPECT_EQ(decoded, message);
+}
+
+TEST(Pods, NodeTopicPayloadMayOmitTheNode) {
+  PodsMessage decoded;
+  ASSERT_EQ(DecodePods(PodsTopic(Sender::kNode, "edge-1"), PodsPayload(1), &decoded),
+            DecodeError::kOk);
+  ASSERT_EQ(decoded.nodes.size(), 1u);
+  EXPECT_EQ(decoded.nodes[0].node, "edge-1");
+  EXPECT_EQ(decoded.nodes[0].pod_revision, "0badf00d");
+  EXPECT_EQ(decoded.nodes[0].pods[0].restart, 0u);
+}
+
+TEST(Pods, GatewayBatchRoundTrips) {
+  PodsMessage message{
+      .nodes = {SampleNodePods("n-1"), SampleNodePods("n-2", 0), SampleNodePods("n-3", 3)}};
+  message.nodes[1].pod_revision = "";  // The empty set.
+  std::string payload;
+  EncodePods(message, /*on_node_topic=*/false, payload);
+  EXPECT_THAT(payload, HasSubstr(R"("nodes":[{"node":"n-1")"));
+  PodsMessage decoded;
+  ASSERT_EQ(DecodePods(PodsTopic(Sender::kGateway, "gw-1"), payload, &decoded), DecodeError::kOk)
+      << payload;
+  EXPECT_EQ(decoded, message);
+}
+
+TEST(Pods, NodeTopicPayloadNamingAnotherNodeIsATopicMismatch) {
+  std::string payload;
+  EncodePods(PodsMessage{.nodes = {SampleNodePods("edge-2")}}, /*on_node_topic=*/true, payload);
+  PodsMessage decoded;
+  EXPECT_EQ(DecodePods(PodsTopic(Sender::kNode, "edge-1"), payload, &decoded),
+            DecodeError::kTopicMismatch);
+}
+
+TEST(Pods, BatchOnANodeTopicIsATopicMismatch) {
+  std::string payload;
+  EncodePods(PodsMessage{.nodes = {SampleNodePods("edge-1")}}, /*on_node_topic=*/false, payload);
+  PodsMessage decoded;
+  EXPECT_EQ(DecodePods(PodsTopic(Sender::kNode, "edge-1"), payload, &decoded),
+            DecodeError::kTopicMismatch);
+}
+
+TEST(Pods, GatewayEntryWithoutItsNodeIsMissingAField) {
+  PodsMessage decoded;
+  EXPECT_EQ(DecodePods(PodsTopic(Sender::kGateway, "gw-1"),
+                       R"({"v":1,"nodes":[{"podRev":"0badf00d","pods":[]}]})", &decoded),
+            DecodeError::kMissingField);
+}
+
+TEST(Pods, PodListAtTheLimitDecodesAndOverItIsTooLarge) {
+  PodsMessage decoded;
+  Topic topic = PodsTopic(Sender::kNode, "edge-1");
+  ASSERT_EQ(DecodePods(topic, PodsPayload(kMaxPodsPerNode), &decoded), DecodeError::kOk);
+  EXPECT_EQ(decoded.nodes[0].pods.size(), kMaxPodsPerNode);
+  EXPECT_EQ(DecodePods(topic, PodsPayload(kMaxPodsPerNode + 1), &decoded), DecodeError::kTooLarge);
+}
+
+TEST(Pods, BatchOverTheNodeLimitIsTooLarge) {
+  std::string payload = R"({"v":1,"nodes":[)";
+  for (size_t i = 0; i <= kMaxBatchNodes; ++i) {
+    payload += (i == 0 ? "" : ",");
+    payload += R"({"node":"n)" + std::to_string(i) + R"(","pods":[]})";
+  }
+  payload += "]}";
+  PodsMessage decoded;
+  EXPECT_EQ(DecodePods(PodsTopic(Sender::kGateway, "gw-1"), payload, &decoded),
+            DecodeError::kTooLarge);
+}
+
+TEST(Pods, MissingAndMistypedFieldsAreRefused) {
+  Topic topic = PodsTopic(Sender::kNode, "edge-1");
+  PodsMessage decoded;
+  EXPECT_EQ(DecodePods(topic, R"({"v":1,"podRev":"r"})", &decoded), DecodeError::kMissingField);
+  EXPECT_EQ(DecodePods(topic, R"({"v":1,"pods":{}})", &decoded), DecodeError::kWrongType);
+  EXPECT_EQ(DecodePods(topic, R"({"v":1,"pods":[7]})", &decoded), DecodeError::kWrongType);
+  for (std::string_view pod : {R"({"name":"p","workload":"w","rev":"1234abcd"})",
+                               R"({"namespace":"fleet","workload":"w","rev":"1234abcd"})",
+                               R"({"namespace":"fleet","name":"p","rev":"1234abcd"})",
+                               R"({"namespace":"fleet","name":"p","workload":"w"})"}) {
+    EXPECT_EQ(DecodePods(topic, R"({"v":1,"pods":[)" + std::string(pod) + "]}", &decoded),
+              DecodeError::kMissingField)
+        << pod;
+  }
+  EXPECT_EQ(DecodePods(topic,
+                       R"({"v":1,"pods":[{"namespace":"fleet","name":"p","workload":"w",)"
+                       R"("rev":"1234abcd","restart":-1}]})",
+                       &decoded),
+            DecodeError::kWrongType);
+  EXPECT_EQ(DecodePods(topic, R"({"v":1,"podRev":5,"pods":[]})", &decoded),
+            DecodeError::kWrongType);
+  EXPECT_EQ(DecodePods(topic, R"({"v":2,"pods":[]})", &decoded), DecodeError::kUnsupportedVersion);
+  EXPECT_EQ(DecodePods(topic, "[]", &decoded), DecodeError::kMalformed);
+}
+
+TEST(Pods, OverlongStringIsTooLarge) {
+  std::string name(kMaxStringBytes + 1, 'p');
+  PodsMessage decoded;
+  EXPECT_EQ(DecodePods(PodsTopic(Sender::kNode, "edge-1"),
+                       R"({"v":1,"pods":[{"namespace":"fleet","name":")" + name +
+                           R"(","workload":"w","rev":"1234abcd"}]})",
+                       &decoded),
+            DecodeError::kTooLarge);
+}
+
+TEST(Pods, RedecodingReplacesTheNodes) {
+  PodsMessage decoded;
+  Topic topic = PodsTopic(Sender::kNode, "edge-1");
+  ASSERT_EQ(DecodePods(topic, PodsPayload(3), &decoded), DecodeError::kOk);
+  ASSERT_EQ(DecodePods(topic, PodsPayload(1), &decoded), DecodeError::kOk);
+  ASSERT_EQ(decoded.nodes.size(), 1u);
+  EXPECT_EQ(decoded.nodes[0].pods.size(), 1u);
+}
+
+PodStatusMessage SampleStatus(std::string node) {
+  return PodStatusMessage{.nodes = {NodePodStatus{.node = std::move(node),
+                                                  .pods = {PodStatus{.namespace_ = "fleet",
+                                                                     .workload = "agent",
+                                                                     .revision = "1234abcd",
+                                                                     .phase = "Running",
+                                                                     .ready = 0,
+                                                                     .restarts = 7,
+                                                                     .last_restart = 1'700'000'123,
+                                                                     .reason = "CrashLoopBackOff"},
+                                                           PodStatus{.namespace_ = "fleet",
+                                                                     .workload = "other",
+                                                                     .revision = "0badf00d",
+                                                                     .phase = "Pending"}}}}};
+}
+
+TEST(PodStatus, NodeTopicFormRoundTrips) {
+  PodStatusMessage message = SampleStatus("edge-1");
+  std::string payload;
+  EncodePodStatus(message, /*on_node_topic=*/true, payload);
+  EXPECT_THAT(payload, Not(HasSubstr("\"nodes\"")));
+  PodStatusMessage decoded;
+  Topic topic{.sender = Sender::kNode, .id = "edge-1", .channel = Channel::kPodStatus};
+  ASSERT_EQ(DecodePodStatus(topic, payload, &decoded), DecodeError::kOk) << payload;
+  EXPECT_EQ(decoded, message);
+}
+
+TEST(PodStatus, GatewayBatchRoundTrips) {
+  PodStatusMessage message = SampleStatus("n-1");
+  message.nodes.push_back(SampleStatus("n-2").nodes[0]);
+  message.nodes[1].pods.pop_back();
+  std::string payload;
+  EncodePodStatus(message, /*on_node_topic=*/false, payload);
+  PodStatusMessage decoded;
+  Topic topic{.sender = Sender::kGateway, .id = "gw-1", .channel = Channel::kPodStatus};
+  ASSERT_EQ(DecodePodStatus(topic, payload, &decoded), DecodeError::kOk) << payload;
+  EXPECT_EQ(decoded, message);
+}
+
+TEST(PodStatus, NodeTopicPayloadNamingAnotherNodeIsATopicMismatch) {
+  std::string payload;
+  EncodePodStatus(SampleStatus("edge-2"), /*on_node_topic=*/true, payload);
+  PodStatusMessage decoded;
+  Topic topic{.sender = Sender::kNode, .id = "edge-1", .channel = Channel::kPodStatus};
+  EXPECT_EQ(DecodePodStatus(topic, payload, &decoded), DecodeError::kTopicMismatch);
+}
+
+TEST(PodStatus, RequiredFieldsAndLimits) {
+  Topic topic{.sender = Sender::kNode, .id = "edge-1", .channel = Channel::kPodStatus};
+  PodStatusMessage decoded;
+  EXPECT_EQ(DecodePodStatus(topic, R"({"v":1})", &decoded), DecodeError::kMissingField);
+  EXPECT_EQ(
+      DecodePodStatus(topic, R"({"v":1,"pods":[{"namespace":"fleet","workload":"w","rev":"r"}]})",
+                      &decoded),
+      DecodeError::kMissingField);  // No phase.
+  EXPECT_EQ(DecodePodStatus(topic,
+                            R"({"v":1,"pods":[{"namespace":"fleet","workload":"w","rev":"r",)"
+                            R"("phase":"Running","restarts":"7"}]})",
+                            &decoded),
+            DecodeError::kWrongType);
+  std::string many = R"({"v":1,"pods":[)";
+  for (size_t i = 0; i <= kMaxPodsPerNode; ++i) {
+    many += (i == 0 ? "" : ",");
+    many += R"({"namespace":"fleet","workload":"w","rev":"r","phase":"Running"})";
+  }
+  many += "]}";
+  EXPECT_EQ(DecodePodStatus(topic, many, &decoded), DecodeError::kTooLarge);
+}
+
+TEST(WorkloadTemplate, RoundTripsWithTheTemplateAsAnObject) {
+  WorkloadTemplate t{.namespace_ = "fleet",
+                     .workload = "agent",
+                     .revision = "1234abcd",
+                     .template_json = R"({"metadata":{"labels":{"app":"agent"},"annotations":{}},)"
+                                      R"("spec":{"containers":[{"name":"a","image":"x"}]}})"};
+  std::string payload;
+  EncodeWorkloadTemplate(t, payload);
+  EXPECT_THAT(payload, HasSubstr(R"("template":{"metadata")"));
+  WorkloadTemplate decoded;
+  ASSERT_EQ(DecodeWorkloadTemplate(payload, &decoded), DecodeError::kOk) << payload;
+  EXPECT_EQ(decoded, t);
+}
+
+TEST(WorkloadTemplate, EmptyTemplateIsAnEmptyObject) {
+  std::string payload;
+  EncodeWorkloadTemplate({.namespace_ = "n", .workload = "w", .revision = "r"}, payload);
+  WorkloadTemplate decoded;
+  ASSERT_EQ(DecodeWorkloadTemplate(payload, &decoded), DecodeError::kOk) << payload;
+  EXPECT_EQ(decoded.template_json, "{}");
+}
+
+TEST(WorkloadTemplate, MissingOrMistypedFieldsAreRefused) {
+  WorkloadTemplate decoded;
+  EXPECT_EQ(DecodeWorkloadTemplate(R"({"v":1,"namespace":"n","workload":"w","rev":"r"})", &decoded),
+            DecodeError::kMissingField);
+  EXPECT_EQ(DecodeWorkloadTemplate(
+                R"({"v":1,"namespace":"n","workload":"w","rev":"r","template":"{}"})", &decoded),
+            DecodeError::kWrongType);
+  EXPECT_EQ(DecodeWorkloadTemplate(R"({"v":1,"workload":"w","rev":"r","template":{}})", &decoded),
+            DecodeError::kMissingField);
+  // An empty retained payload is how the cloud clears a template.
+  EXPECT_EQ(DecodeWorkloadTemplate("", &decoded), DecodeError::kMalformed);
+}
+
 }  // namespace
 }  // namespace kole::protocol
