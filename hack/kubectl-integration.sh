@@ -158,7 +158,7 @@ YAML
 check "pod create" "pod.edge.kole.io/p1 created" "$(k apply -f "$WORK/p1.yaml" 2>&1)"
 check "get pods -o wide" \
 "NAME  READY  STATUS  RESTARTS  AGE  IP  NODE  NOMINATED NODE  READINESS GATES
-p1  0/1  Pending  0  AGE  <none>  n1  <none>  <none>" "$(k get pods.edge.kole.io -o wide 2>&1 | ages)"
+p1  0/1  ContainerCreating  0  AGE  <none>  n1  <none>  <none>" "$(k get pods.edge.kole.io -o wide 2>&1 | ages)"
 check "get pods --field-selector spec.nodeName" "p1" \
   "$(k get epod --field-selector spec.nodeName=n1 -o name | sed 's|pod.edge.kole.io/||')"
 check "pod without nodeName is invalid" \
@@ -299,6 +299,30 @@ contains "a second apply from another manager conflicts" \
 - .spec.template.spec.containers[name="agent"].image
 - .spec.updateStrategy.rollingUpdate.maxUnavailable' \
   "$(sed 's/agent:1.0/agent:3.0/' "$WORK/eds.yaml" | k apply --server-side --field-manager=other -f - 2>&1)"
+# A standalone pod travels to its node the same way.
+cat >"$WORK/standalone.yaml" <<YAML
+apiVersion: edge.kole.io/v1alpha1
+kind: Pod
+metadata:
+  name: probe
+  namespace: fleet
+spec:
+  nodeName: $SIM_NODE
+  containers:
+  - name: probe
+    image: registry.example/probe:1
+YAML
+check "a standalone pod on a simulated node" "pod.edge.kole.io/probe created" \
+  "$(k apply -f "$WORK/standalone.yaml" 2>&1)"
+phase=
+for _ in $(seq 100); do
+  phase=$(k get epod probe -n fleet -o jsonpath='{.status.phase}')
+  [ "$phase" = Running ] && break
+  sleep 0.2
+done
+check "its device runs it" "Running" "$phase"
+check "delete the standalone pod" 'pod.edge.kole.io "probe" deleted' \
+  "$(k delete epod probe -n fleet 2>&1)"
 check "delete the EdgeDaemonSet" 'edgedaemonset.edge.kole.io "agent" deleted' \
   "$(k delete eds agent -n fleet 2>&1)"
 gone=

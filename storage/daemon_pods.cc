@@ -271,6 +271,13 @@ uint32_t DaemonPods::InternNode(const DaemonNodeFacts& facts) {
 
 void DaemonPods::Emit(Workload& w, uint32_t node, EventType type, const DaemonPodCell& before,
                       DaemonPodCell& after) {
+  if (!w.spec->node_name.empty()) {
+    // A standalone pod: the pod store versions the pod; here only its
+    // presence (rv 1) and what the device says are kept.
+    if (type != EventType::kDeleted) after.rv = 1;
+    standalone_changes_.emplace_back(w.id, node);
+    return;
+  }
   uint64_t rv = next_version_();
   if (type != EventType::kDeleted) after.rv = rv;
   history_.push_back(Event{rv, w.id, node, type, before, after});
@@ -376,8 +383,19 @@ void DaemonPods::SetWorkload(const WorkloadSpec& spec,
     w->spec = shared;  // Selection or rollout settings changed, not the pods.
   }
 
-  std::vector<uint8_t> keep(nodes_.size() + selected.size(), 0);
-  for (const DaemonNodeFacts& facts : selected) {
+  std::vector<DaemonNodeFacts> pinned;
+  if (!spec.node_name.empty()) {
+    // A standalone pod runs on its node once that node is in the fleet.
+    uint32_t node = FindNode(spec.node_name);
+    if (node != UINT32_MAX && nodes_[node].live) {
+      pinned.push_back(DaemonNodeFacts{.name = spec.node_name,
+                                       .ipv4 = nodes_[node].ipv4,
+                                       .gateway = gateways_[nodes_[node].gateway]});
+    }
+  }
+  const std::vector<DaemonNodeFacts>& chosen = spec.node_name.empty() ? selected : pinned;
+  std::vector<uint8_t> keep(nodes_.size() + chosen.size(), 0);
+  for (const DaemonNodeFacts& facts : chosen) {
     uint32_t node = InternNode(facts);
     if (node >= keep.size()) keep.resize(node + 1, 0);
     keep[node] = 1;
@@ -426,7 +444,8 @@ void DaemonPods::SetNode(const DaemonNodeFacts& facts) {
   uint32_t node = InternNode(facts);
   for (const auto& [key, id] : workload_order_) {
     Workload& w = *workloads_[id];
-    bool selected = WorkloadSelects(*w.spec, facts.labels, facts.taints);
+    bool selected = w.spec->node_name.empty() ? WorkloadSelects(*w.spec, facts.labels, facts.taints)
+                                              : w.spec->node_name == facts.name;
     bool present = HasPod(w, node);
     if (selected && !present) AddPod(w, node);
     if (!selected && present) DeletePod(w, node);
@@ -511,6 +530,7 @@ std::optional<std::pair<const DaemonPods::Workload*, uint32_t>> DaemonPods::Reso
   for (auto it = workload_order_.lower_bound({std::string(ns), std::string()});
        it != workload_order_.end() && it->first.first == ns; ++it) {
     const Workload& w = *workloads_[it->second];
+    if (!w.spec->node_name.empty()) continue;  // Served by the pod store.
     const std::string& wname = w.spec->name;
     if (name.size() <= wname.size() + 1 || name.substr(0, wname.size()) != wname ||
         name[wname.size()] != '-') {
@@ -625,8 +645,10 @@ NodePodSet DaemonPods::BuildSet(uint32_t node) const {
     const Workload& w = *workloads_[id];
     const DaemonPodCell* c = Cell(w, node);
     if (c == nullptr) continue;
+    bool standalone = !w.spec->node_name.empty();
     set.pods.push_back(DesiredPod{.namespace_ = w.spec->namespace_,
-                                  .name = DaemonPodName(w.spec->name, set.node),
+                                  .name = standalone ? w.spec->name.substr(kStandalonePrefix.size())
+                                                     : DaemonPodName(w.spec->name, set.node),
                                   .workload = w.spec->name,
                                   .revision = c->desired_rev,
                                   .restart = c->restart_generation});
@@ -660,6 +682,29 @@ void DaemonPods::MarkDirty(const std::vector<std::string>& nodes) {
     uint32_t node = FindNode(name);
     if (node != UINT32_MAX && nodes_[node].live) MarkDirty(node);
   }
+}
+
+std::vector<DaemonPods::StandaloneChange> DaemonPods::TakeStandaloneChanges() {
+  std::vector<StandaloneChange> out;
+  for (const auto& [id, node] : standalone_changes_) {
+    const Workload& w = *workloads_[id];
+    if (!w.live) continue;
+    const DaemonPodCell* c = Cell(w, node);
+    StandaloneChange change;
+    change.namespace_ = w.spec->namespace_;
+    change.name = w.spec->name.substr(kStandalonePrefix.size());
+    if (c == nullptr) {
+      // Its node left the fleet: the device no longer reports it.
+      change.phase = "Unknown";
+      change.status_json = R"({"phase":"Unknown","reason":"NodeLost"})";
+    } else {
+      change.phase = std::string(PhaseName(c->phase));
+      change.status_json = StatusJson(*w.spec, node, *c);
+    }
+    out.push_back(std::move(change));
+  }
+  standalone_changes_.clear();
+  return out;
 }
 
 std::vector<WorkloadTemplateInfo> DaemonPods::Templates() const {
@@ -738,18 +783,24 @@ Pod DaemonPods::RenderPod(const Workload& w, uint32_t node, const DaemonPodCell&
     s += '}';
   }
 
+  pod.status_json = StatusJson(spec, node, cell);
+  return pod;
+}
+
+std::string DaemonPods::StatusJson(const WorkloadSpec& spec, uint32_t node,
+                                   const DaemonPodCell& cell) const {
   std::string ip;
   if (nodes_[node].ipv4 != 0) {
     char buf[16];
     ip.assign(buf, FormatIpv4(nodes_[node].ipv4, buf));
   }
-  std::string& st = pod.status_json;
+  std::string st;
   bool running = cell.phase == static_cast<uint8_t>(PodPhase::kRunning);
   size_t containers = spec.container_names.size();
   bool ready = running && cell.ready >= containers;
   std::string_view reason = kDaemonPodReasons[cell.reason % std::size(kDaemonPodReasons)];
-  st = fmt::format(R"({{"phase":"{}","conditions":[{{"type":"Ready","status":"{}"}}])", pod.phase,
-                   ready ? "True" : "False");
+  st = fmt::format(R"({{"phase":"{}","conditions":[{{"type":"Ready","status":"{}"}}])",
+                   PhaseName(cell.phase), ready ? "True" : "False");
   if (!ip.empty()) {
     st += fmt::format(R"(,"hostIP":"{}")", ip);
     if (spec.host_network) st += fmt::format(R"(,"podIP":"{}","podIPs":[{{"ip":"{}"}}])", ip, ip);
@@ -780,7 +831,7 @@ Pod DaemonPods::RenderPod(const Workload& w, uint32_t node, const DaemonPodCell&
     st += '}';
   }
   st += "]}";
-  return pod;
+  return st;
 }
 
 std::optional<Pod> DaemonPods::Get(std::string_view ns, std::string_view name) const {
@@ -814,6 +865,7 @@ std::string DaemonPods::ListEach(std::string_view ns, const LabelSelector& label
       continue;
     }
     const Workload& w = *workloads_[it->second];
+    if (!w.spec->node_name.empty()) continue;  // Served by the pod store.
     bool resume =
         !after.empty() && it->first.first == after_ns && it->first.second == after_workload;
     auto visit_node = [&](uint32_t node) -> bool {

@@ -84,6 +84,11 @@ struct WorkloadSpec {
   std::vector<std::string> container_names;
   std::vector<std::string> container_images;
   bool host_network = false;
+  // Non-empty: not an EdgeDaemonSet but a standalone pod (created with
+  // spec.nodeName), pinned to this node. The pod store serves the pod
+  // itself; this entry only carries it to the device and its status back
+  // (StandaloneChanges()). Its name is kStandalonePrefix + the pod's name.
+  std::string node_name;
   // Rolling update: at most this many pods unavailable (or this percent of
   // the desired pods, rounded up).
   uint32_t max_unavailable = 1;
@@ -96,6 +101,10 @@ bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints)
 // Whether the workload runs a pod on a node with these labels and taints.
 bool WorkloadSelects(const WorkloadSpec& spec, const StringPairs& labels,
                      const std::vector<Taint>& taints);
+
+// The workload name of a standalone pod: a name no EdgeDaemonSet can have,
+// so that both share the workload topics and the device protocol.
+inline constexpr std::string_view kStandalonePrefix = "pod:";
 
 // The template revision: a hash of everything that ends up in a pod.
 uint32_t TemplateRevision(const WorkloadSpec& spec);
@@ -261,6 +270,16 @@ class DaemonPods {
   // Templates of every revision some pod may run: each live workload's
   // current one, and the previous one while a rollout is under way.
   std::vector<WorkloadTemplateInfo> Templates() const;
+
+  // Standalone pods whose device state changed since the last call: their
+  // namespace and name, phase and status JSON, for the pod store to record.
+  struct StandaloneChange {
+    std::string namespace_;
+    std::string name;
+    std::string phase;
+    std::string status_json;
+  };
+  std::vector<StandaloneChange> TakeStandaloneChanges();
   std::optional<NodePodSet> DesiredSet(std::string_view node) const;
 
   // --- Reads ---
@@ -339,6 +358,7 @@ class DaemonPods {
   void MarkDirty(uint32_t node);
   void RecomputeSet(uint32_t node);
   Pod RenderPod(const Workload& w, uint32_t node, const DaemonPodCell& cell, uint64_t rv) const;
+  std::string StatusJson(const WorkloadSpec& spec, uint32_t node, const DaemonPodCell& cell) const;
   NodePodSet BuildSet(uint32_t node) const;
   std::optional<std::pair<const Workload*, uint32_t>> Resolve(std::string_view namespace_,
                                                               std::string_view name) const;
@@ -355,6 +375,7 @@ class DaemonPods {
   absl::btree_set<uint32_t, NameOrder> ordered_{NameOrder{this}};
   std::map<std::pair<std::string, std::string>, uint32_t> workload_order_;  // Live ones.
   absl::flat_hash_set<std::string> suspended_;
+  std::vector<std::pair<uint32_t, uint32_t>> standalone_changes_;  // (workload, node)
   std::vector<std::string> gateways_{""};
   absl::flat_hash_map<std::string, uint16_t> gateway_ids_;
   std::deque<uint32_t> dirty_;

@@ -3,6 +3,7 @@
 #include <absl/strings/cord.h>
 #include <absl/strings/escaping.h>
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <zlib.h>
 
 #include <charconv>
@@ -26,6 +27,41 @@ constexpr std::string_view kDerivedContinuePrefix = "pod2:";
 constexpr size_t kDerivedListBatch = 1024;
 
 absl::Status Expired(std::string message) { return ExpiredError(std::move(message)); }
+
+// What the devices need of a standalone pod: it travels as a workload of one
+// node (daemon_pods.h, WorkloadSpec::node_name).
+WorkloadSpec StandaloneSpec(const Pod& pod) {
+  WorkloadSpec spec;
+  spec.namespace_ = pod.namespace_;
+  spec.name = std::string(kStandalonePrefix) + pod.name;
+  spec.uid = pod.uid;
+  spec.node_name = pod.node_name;
+  spec.pod_labels = pod.labels;
+  spec.pod_annotations = pod.annotations;
+  spec.pod_spec_json = pod.spec_json.empty() ? "{}" : pod.spec_json;
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(spec.pod_spec_json.data(), spec.pod_spec_json.size());
+  if (doc.IsObject()) {
+    auto containers = doc.FindMember("containers");
+    if (containers != doc.MemberEnd() && containers->value.IsArray()) {
+      for (const rapidjson::Value& c : containers->value.GetArray()) {
+        auto name = c.IsObject() ? c.FindMember("name") : c.MemberEnd();
+        auto image = c.IsObject() ? c.FindMember("image") : c.MemberEnd();
+        spec.container_names.emplace_back(c.IsObject() && name != c.MemberEnd() &&
+                                                  name->value.IsString()
+                                              ? name->value.GetString()
+                                              : "");
+        spec.container_images.emplace_back(c.IsObject() && image != c.MemberEnd() &&
+                                                   image->value.IsString()
+                                               ? image->value.GetString()
+                                               : "");
+      }
+    }
+    auto host = doc.FindMember("hostNetwork");
+    spec.host_network = host != doc.MemberEnd() && host->value.IsBool() && host->value.GetBool();
+  }
+  return spec;
+}
 
 void PutU32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -350,6 +386,8 @@ absl::Status PodStore::Recover() {
   // The history of changes before the restart is gone.
   floor_ = rv_;
   reserved_ = rv_;
+  for (const auto& [key, pod] : pods_) daemon_->SetWorkload(StandaloneSpec(pod), {});
+  daemon_->TakeStandaloneChanges();  // Nothing is known of their devices yet.
   return CompactLocked();
 }
 
@@ -423,6 +461,15 @@ absl::StatusOr<Pod> PodStore::Commit(const Key& key, std::optional<Pod> after, E
     pods_.erase(key);
   }
   change.time = options_.clock->WallSeconds();
+  // The device of a standalone pod learns of it the way EdgeDaemonSets'
+  // pods travel; status writes (the device's own, mostly) change nothing there.
+  if (!after) {
+    daemon_->RemoveWorkload(key.first, std::string(kStandalonePrefix) + key.second);
+  } else if (!change.before || change.before->spec_json != after->spec_json ||
+             change.before->labels != after->labels ||
+             change.before->annotations != after->annotations) {
+    daemon_->SetWorkload(StandaloneSpec(*after), {});
+  }
   history_.push_back(std::move(change));
   int64_t horizon = options_.clock->WallSeconds() - options_.retention_seconds;
   while (!history_.empty() &&
@@ -445,7 +492,13 @@ absl::StatusOr<Pod> PodStore::Create(const Pod& pod) {
   created.uid = Uid::Random();
   created.creation_timestamp = options_.clock->WallSeconds();
   if (created.status_json.empty()) created.status_json = "{}";
-  return Commit(key, created, EventType::kAdded);
+  absl::StatusOr<Pod> result = Commit(key, created, EventType::kAdded);
+  if (result.ok()) {
+    // Pending (ContainerCreating) once its node is known, as devices see it.
+    RecordStandaloneChangesLocked();
+    if (auto it = pods_.find(key); it != pods_.end()) result = it->second;
+  }
+  return result;
 }
 
 absl::StatusOr<Pod> PodStore::WriteLocked(const Pod& desired, uint64_t expected_rv, bool status) {
@@ -468,7 +521,12 @@ absl::StatusOr<Pod> PodStore::WriteLocked(const Pod& desired, uint64_t expected_
     next.node_name = desired.node_name;
   }
   if (next == it->second) return next;
-  return Commit(key, next, EventType::kModified);
+  absl::StatusOr<Pod> result = Commit(key, next, EventType::kModified);
+  if (result.ok() && !status) {
+    RecordStandaloneChangesLocked();
+    if (auto found = pods_.find(key); found != pods_.end()) result = found->second;
+  }
+  return result;
 }
 
 absl::StatusOr<Pod> PodStore::Update(const Pod& desired, uint64_t expected_rv) {
@@ -711,14 +769,33 @@ void PodStore::ResumeNamespace(std::string_view ns) {
   daemon_->ResumeNamespace(ns);
 }
 
+void PodStore::RecordStandaloneChangesLocked() {
+  for (DaemonPods::StandaloneChange& change : daemon_->TakeStandaloneChanges()) {
+    Key key{change.namespace_, change.name};
+    auto it = pods_.find(key);
+    if (it == pods_.end()) continue;
+    Pod next = it->second;
+    next.status_json = std::move(change.status_json);
+    next.phase = std::move(change.phase);
+    if (next == it->second) continue;
+    absl::StatusOr<Pod> written = Commit(key, std::move(next), EventType::kModified);
+    if (!written.ok()) {
+      KOLE_LOG_EVERY_N(Error, 100, "Cannot record a standalone pod's status", "pod",
+                       key.first + "/" + key.second, "err", written.status());
+    }
+  }
+}
+
 void PodStore::SetNodes(const std::vector<DaemonNodeFacts>& nodes) {
   absl::MutexLock lock(&mu_);
   for (const DaemonNodeFacts& facts : nodes) daemon_->SetNode(facts);
+  RecordStandaloneChangesLocked();
 }
 
 void PodStore::RemoveNodes(const std::vector<std::string>& names) {
   absl::MutexLock lock(&mu_);
   for (const std::string& name : names) daemon_->RemoveNode(name);
+  RecordStandaloneChangesLocked();
 }
 
 size_t PodStore::ApplyPodRevisions(
@@ -729,12 +806,14 @@ size_t PodStore::ApplyPodRevisions(
   for (const auto& [node, revision] : revisions) {
     resend += daemon_->ApplyPodRevision(node, revision, resend_after_s) ? 1 : 0;
   }
+  RecordStandaloneChangesLocked();
   return resend;
 }
 
 void PodStore::ApplyPodReports(std::string_view node, const std::vector<DaemonPodReport>& reports) {
   absl::MutexLock lock(&mu_);
   daemon_->ApplyReports(node, reports);
+  RecordStandaloneChangesLocked();
 }
 
 size_t PodStore::Rollout() {

@@ -151,6 +151,8 @@ class PodStore final : public PodSource {
   absl::Status ListDerived(const PodListOptions& options, std::string position, size_t limit,
                            absl::FunctionRef<void(const Pod&)> visit, PodListResult* result) const;
   uint64_t FloorLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Writes what devices said about standalone pods into those pods.
+  void RecordStandaloneChangesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t NextDerivedVersion();
   absl::StatusOr<Pod> WriteLocked(const Pod& desired, uint64_t expected_rv, bool status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

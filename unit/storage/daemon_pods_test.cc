@@ -375,3 +375,49 @@ TEST_F(DaemonPodsTest, VersionsDoNotGoBackAcrossARestart) {
 
 }  // namespace
 }  // namespace kole::storage
+
+namespace kole::storage {
+namespace {
+
+TEST_F(DaemonPodsTest, StandalonePodsReachTheirNodeAndTakeItsStatus) {
+  store_->SetNodes({Node("edge-1"), Node("edge-2")});
+  Pod pod;
+  pod.namespace_ = "default";
+  pod.name = "probe";
+  pod.node_name = "edge-1";
+  pod.spec_json = R"({"nodeName":"edge-1","containers":[{"name":"c","image":"probe:1"}]})";
+  ASSERT_TRUE(store_->Create(pod).ok());
+
+  // Its node gets it in its set, under the standalone workload name; the
+  // template is published like an EdgeDaemonSet's.
+  std::vector<NodePodSet> sets = store_->TakeDirtyNodes(10);
+  ASSERT_EQ(sets.size(), 1u);
+  EXPECT_EQ(sets[0].node, "edge-1");
+  ASSERT_EQ(sets[0].pods.size(), 1u);
+  EXPECT_EQ(sets[0].pods[0].name, "probe");
+  EXPECT_EQ(sets[0].pods[0].workload, "pod:probe");
+  bool published = false;
+  for (const WorkloadTemplateInfo& t : store_->WorkloadTemplates()) {
+    published |= t.workload == "pod:probe" && t.namespace_ == "default";
+  }
+  EXPECT_TRUE(published);
+
+  // The stored pod is the only one listed, Pending until the device confirms.
+  std::vector<Pod> pods = List();
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].phase, "Pending");
+  Confirm("edge-1");
+  absl::StatusOr<Pod> running = store_->Get("default", "probe");
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->phase, "Running");
+  EXPECT_NE(running->status_json.find(R"("ready":true)"), std::string::npos);
+
+  // Deleting it empties the node's set.
+  ASSERT_TRUE(store_->Delete("default", "probe", 0).ok());
+  sets = store_->TakeDirtyNodes(10);
+  ASSERT_EQ(sets.size(), 1u);
+  EXPECT_TRUE(sets[0].pods.empty());
+}
+
+}  // namespace
+}  // namespace kole::storage
