@@ -296,6 +296,14 @@ std::vector<StatusCause> ValidateEds(const Value& object) {
   }
 
   const Value* tmpl = Member(*spec, "template");
+  // The template travels to devices in one message of at most 1 MiB.
+  if (tmpl != nullptr && JsonToString(*tmpl).size() > kMaxTemplateBytes) {
+    Cause(causes, "FieldValueTooLong",
+          fmt::format("Too long: the pod template must stay under {} bytes: devices receive it in "
+                      "one message",
+                      kMaxTemplateBytes),
+          "spec.template");
+  }
   const Value* tmeta = tmpl ? Member(*tmpl, "metadata") : nullptr;
   if (tmeta != nullptr) {
     CheckStringMap(causes, Member(*tmeta, "labels"), "spec.template.metadata.labels", true);
@@ -503,12 +511,9 @@ absl::StatusOr<storage::WorkloadSpec> WorkloadFromEds(const Value& object) {
   return w;
 }
 
-bool SetEdsStatus(rapidjson::Document& object, const storage::WorkloadStatus& s) {
+bool SetEdsStatus(rapidjson::Document& object, const storage::WorkloadStatus& s,
+                  int64_t generation) {
   auto& a = object.GetAllocator();
-  int64_t generation = 0;
-  if (const Value* meta = Member(object, "metadata")) {
-    if (const Value* g = Member(*meta, "generation"); g && g->IsInt64()) generation = g->GetInt64();
-  }
   bool complete = s.updated == s.desired && s.available == s.desired;
   std::string text = fmt::format(
       R"({{"currentNumberScheduled":{},"desiredNumberScheduled":{},"numberAvailable":{},)"

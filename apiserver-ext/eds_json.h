@@ -39,6 +39,10 @@ inline constexpr std::string_view kEdsKind = "EdgeDaemonSet";
 // ordinary node names.
 inline constexpr size_t kMaxEdsNameLength = 63;
 
+// A pod template is published to devices in one MQTT message (1 MiB at most,
+// docs/protocol.md); this leaves room for the envelope.
+inline constexpr size_t kMaxTemplateBytes = 900 * 1024;
+
 // Checks the shape of a request body (kind, apiVersion, types); 400 in
 // `error` when it is not an EdgeDaemonSet at all. `unknown_fields` collects
 // fields outside the schema (reported by fieldValidation).
@@ -58,9 +62,11 @@ void DefaultEds(rapidjson::Document& object);
 // The pods' description, from a stored (validated) object.
 absl::StatusOr<storage::WorkloadSpec> WorkloadFromEds(const rapidjson::Value& object);
 
-// Replaces the object's status with `status` (observedGeneration from the
-// object's generation). Returns true when it changed.
-bool SetEdsStatus(rapidjson::Document& object, const storage::WorkloadStatus& status);
+// Replaces the object's status with `status`, counted for the spec of
+// `observed_generation` (the generation the pods were derived from, which
+// may be older than the object's). Returns true when it changed.
+bool SetEdsStatus(rapidjson::Document& object, const storage::WorkloadStatus& status,
+                  int64_t observed_generation);
 
 // metadata.resourceVersion set from the stored object's version.
 std::string RenderEds(const storage::StoredObject& stored);

@@ -253,7 +253,9 @@ void WorkloadController::WriteStatuses() {
     doc.Parse(current->json.data(), current->json.size());
     if (doc.HasParseError()) continue;
     storage::WorkloadStatus status = pods_->GetWorkloadStatus(key.first, key.second);
-    if (!SetEdsStatus(doc, status)) continue;
+    // The generation the pods were derived from, not the object's: a spec
+    // written since is not counted yet, and must not look rolled out.
+    if (seen.generation < 0 || !SetEdsStatus(doc, status, seen.generation)) continue;
     storage::StoredObject next = *current;
     next.json = JsonToString(doc);
     // A conflict means someone wrote meanwhile: the next round retries.

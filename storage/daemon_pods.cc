@@ -127,9 +127,10 @@ bool Tolerates(const std::vector<Toleration>& tolerations, const Taint& taint) {
   return false;
 }
 
-bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints) {
+bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints, bool running) {
   for (const Taint& taint : taints) {
     if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
+    if (running && taint.effect == "NoSchedule") continue;
     // DaemonSet pods tolerate what the node lifecycle and cordoning set.
     if (taint.key == "node.kubernetes.io/not-ready" ||
         taint.key == "node.kubernetes.io/unreachable" ||
@@ -260,10 +261,16 @@ uint32_t DaemonPods::InternNode(const DaemonNodeFacts& facts) {
   n.ipv4 = facts.ipv4;
   uint16_t gateway = 0;
   if (!facts.gateway.empty()) {
-    auto [it, added] =
-        gateway_ids_.try_emplace(facts.gateway, static_cast<uint16_t>(gateways_.size()));
-    if (added && gateways_.size() < UINT16_MAX) gateways_.push_back(facts.gateway);
-    gateway = added && gateways_.size() >= UINT16_MAX ? 0 : it->second;
+    auto it = gateway_ids_.find(facts.gateway);
+    if (it != gateway_ids_.end()) {
+      gateway = it->second;
+    } else if (gateways_.size() < UINT16_MAX) {
+      gateway = static_cast<uint16_t>(gateways_.size());
+      gateway_ids_.emplace(facts.gateway, gateway);
+      gateways_.push_back(facts.gateway);
+    }
+    // Past 65,535 gateways, a new gateway's nodes get their sets on their
+    // own node topics (docs/known-issues.md).
   }
   n.gateway = gateway;
   return id;
@@ -444,9 +451,14 @@ void DaemonPods::SetNode(const DaemonNodeFacts& facts) {
   uint32_t node = InternNode(facts);
   for (const auto& [key, id] : workload_order_) {
     Workload& w = *workloads_[id];
-    bool selected = w.spec->node_name.empty() ? WorkloadSelects(*w.spec, facts.labels, facts.taints)
-                                              : w.spec->node_name == facts.name;
     bool present = HasPod(w, node);
+    // A pod already there stays on a node tainted NoSchedule since, as a
+    // DaemonSet's does; only NoExecute evicts it.
+    bool selected = w.spec->node_name.empty()
+                        ? WorkloadSelects(*w.spec, facts.labels, facts.taints) ||
+                              (present && WorkloadSelects(*w.spec, facts.labels, {}) &&
+                               ToleratesTaints(*w.spec, facts.taints, /*running=*/true))
+                        : w.spec->node_name == facts.name;
     if (selected && !present) AddPod(w, node);
     if (!selected && present) DeletePod(w, node);
   }

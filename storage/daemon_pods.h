@@ -96,7 +96,10 @@ struct WorkloadSpec {
 };
 
 // Whether the workload tolerates every taint that keeps pods off a node.
-bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints);
+// With `running`, the pod is there already: as for DaemonSets, only NoExecute
+// taints evict it; NoSchedule ones keep new pods off only.
+bool ToleratesTaints(const WorkloadSpec& spec, const std::vector<Taint>& taints,
+                     bool running = false);
 
 // Whether the workload runs a pod on a node with these labels and taints.
 bool WorkloadSelects(const WorkloadSpec& spec, const StringPairs& labels,

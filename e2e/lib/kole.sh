@@ -41,15 +41,18 @@ kole_start_broker() {
   echo "$KOLE_DEVICE_PASSWORD" >"$dir/device-password"
   : >"$dir/devices.passwd"
   {
+    # Every device reads the retained workload templates (docs/protocol.md).
+    echo "pattern read kole/v1/workloads/#"
     echo "user kole-cloud"
-    for channel in register heartbeat will; do
+    for channel in register heartbeat will podstatus; do
       echo "topic read kole/v1/nodes/+/$channel"
       echo "topic read kole/v1/gateways/+/$channel"
     done
-    for channel in ack control; do
+    for channel in ack control pods; do
       echo "topic write kole/v1/nodes/+/$channel"
       echo "topic write kole/v1/gateways/+/$channel"
     done
+    echo "topic write kole/v1/workloads/#"
   } >"$dir/acl"
   local g gateway
   for ((g = 0; g < KOLE_GATEWAYS; g++)); do
@@ -57,11 +60,12 @@ kole_start_broker() {
     mosquitto_passwd -b "$dir/devices.passwd" "$gateway" "$KOLE_DEVICE_PASSWORD"
     {
       echo "user $gateway"
-      for channel in register heartbeat will; do
+      for channel in register heartbeat will podstatus; do
         echo "topic write kole/v1/gateways/$gateway/$channel"
       done
-      echo "topic read kole/v1/gateways/$gateway/ack"
-      echo "topic read kole/v1/gateways/$gateway/control"
+      for channel in ack control pods; do
+        echo "topic read kole/v1/gateways/$gateway/$channel"
+      done
       echo "topic deny kole/v1/nodes/#"
     } >>"$dir/acl"
   done

@@ -987,3 +987,18 @@ TEST_F(EdsApiTest, WithoutAWorkloadStoreTheResourceIs404) {
 
 }  // namespace
 }  // namespace kole::apiserver
+
+namespace kole::apiserver {
+namespace {
+
+TEST_F(EdsApiTest, TemplateTooLargeForOneDeviceMessageIs422) {
+  std::string big(1 << 20, 'x');
+  std::string spec = R"({"template":{"metadata":{"annotations":{"blob":")" + big +
+                     R"("}},"spec":{"containers":[{"name":"c","image":"i"}]}}})";
+  HttpResponse r = Create("agent", spec);
+  EXPECT_EQ(r.status, 422) << r.body.substr(0, 300);
+  EXPECT_NE(r.body.find("spec.template"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kole::apiserver

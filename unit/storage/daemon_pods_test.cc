@@ -421,3 +421,21 @@ TEST_F(DaemonPodsTest, StandalonePodsReachTheirNodeAndTakeItsStatus) {
 
 }  // namespace
 }  // namespace kole::storage
+
+namespace kole::storage {
+namespace {
+
+TEST_F(DaemonPodsTest, NoScheduleTaintKeepsARunningPodAndNoExecuteEvictsIt) {
+  store_->SetWorkload(Spec("agent"), {Node("edge-1")});
+  ASSERT_EQ(List().size(), 1u);
+  store_->SetNodes({Node("edge-1", {}, {{"maintenance", "", "NoSchedule"}})});
+  EXPECT_EQ(List().size(), 1u);
+  // A new node with the same taint gets no pod.
+  store_->SetNodes({Node("edge-2", {}, {{"maintenance", "", "NoSchedule"}})});
+  EXPECT_EQ(List().size(), 1u);
+  store_->SetNodes({Node("edge-1", {}, {{"maintenance", "", "NoExecute"}})});
+  EXPECT_TRUE(List().empty());
+}
+
+}  // namespace
+}  // namespace kole::storage
