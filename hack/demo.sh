@@ -86,6 +86,59 @@ started=$(now)
 listed_in=$(elapsed "$started")
 awk '{ print $2 }' "$WORK/nodes.txt" | sort | uniq -c
 echo "($(wc -l <"$WORK/nodes.txt") nodes listed through kube-apiserver's aggregation layer in $listed_in s)"
+
+# A workload on the whole fleet: one EdgeDaemonSet, its pods derived per node
+# and Running once each device's heartbeat confirms its pod set.
+echo
+echo "\$ kubectl create namespace fleet && kubectl apply -f edge-agent.yaml"
+"$KUBECTL" create namespace fleet >/dev/null
+cat >"$WORK/edge-agent.yaml" <<'YAML'
+apiVersion: edge.kole.io/v1alpha1
+kind: EdgeDaemonSet
+metadata:
+  name: edge-agent
+  namespace: fleet
+spec:
+  nodeSelector:
+    matchLabels:
+      kubernetes.io/os: linux
+  updateStrategy:
+    rollingUpdate:
+      maxUnavailable: 10%
+  template:
+    metadata:
+      labels:
+        app: edge-agent
+    spec:
+      containers:
+      - name: agent
+        image: registry.example/edge-agent:1.0
+        command: ["/usr/bin/edge-agent", "--serve"]
+YAML
+"$KUBECTL" apply -f "$WORK/edge-agent.yaml"
+started=$(now)
+ready=0
+desired=$E2E_NODES
+while [ "$((ready * 100))" -lt "$((desired * 99))" ]; do
+  sleep 2
+  desired=$("$KUBECTL" get eds edge-agent -n fleet -o jsonpath='{.status.desiredNumberScheduled}')
+  ready=$("$KUBECTL" get eds edge-agent -n fleet -o jsonpath='{.status.numberReady}')
+  desired=${desired:-$E2E_NODES}
+  ready=${ready:-0}
+  say "edge-agent: $ready of $desired pods Running ($(elapsed "$started") s)"
+  if [ "$(elapsed "$started" | cut -d. -f1)" -gt 300 ]; then
+    say "the pods did not become Running within 300 s" >&2
+    exit 1
+  fi
+done
+figure demo.eds_99pct_running_seconds "$(elapsed "$started")" s
+echo
+echo "\$ kubectl get eds -n fleet"
+"$KUBECTL" get eds -n fleet
+echo
+echo "\$ kubectl get pods.edge.kole.io -n fleet -o wide --chunk-size=0 | head -6"
+"$KUBECTL" get pods.edge.kole.io -n fleet -o wide --chunk-size=0 | head -6
+
 # The pinned kubectl and helm under their own names, for the commands below.
 mkdir -p "$WORK/bin"
 ln -s "$KUBECTL" "$WORK/bin/kubectl"
@@ -102,6 +155,10 @@ Explore further (the control plane lives until you stop the demo):
   kubectl get nodes.edge.kole.io -o wide --chunk-size=0 | head
   kubectl get nodes.edge.kole.io -w --output-watch-events | head
   kubectl explain nodes.status --api-version=edge.kole.io/v1alpha1
+  kubectl get eds -A
+  kubectl get pods.edge.kole.io -n fleet --field-selector spec.nodeName=<a node> -o wide
+  kubectl edit eds edge-agent -n fleet     # change the image: a rolling update, 10 % at a time
+  kubectl delete pods.edge.kole.io -n fleet <a pod>    # restarts it on its device
   kubectl get apiservice v1alpha1.edge.kole.io
   helm -n $KOLE_NS status $KOLE_RELEASE
 
