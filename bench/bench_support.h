@@ -10,6 +10,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -66,6 +69,21 @@ inline storage::Node ToNode(const edge::NodeSpec& spec) {
   info.operating_system = spec.operating_system;
   info.architecture = spec.architecture;
   return node;
+}
+
+inline  // The key=value lines of the simulator's --status-file.
+    std::map<std::string, double>
+    ReadStatus(const std::string& path) {
+  std::map<std::string, double> status;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    char* end = nullptr;
+    double value = std::strtod(line.c_str() + eq + 1, &end);
+    if (end != line.c_str() + eq + 1) status[line.substr(0, eq)] = value;
+  }
+  return status;
 }
 
 }  // namespace kole::bench

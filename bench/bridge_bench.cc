@@ -252,20 +252,6 @@ int RunInProcess(const BenchOptions& bench) {
   return 0;
 }
 
-// key=value lines of the simulator's --status-file.
-std::map<std::string, double> ReadStatus(const std::string& path) {
-  std::map<std::string, double> status;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    char* end = nullptr;
-    double value = std::strtod(line.c_str() + eq + 1, &end);
-    if (end != line.c_str() + eq + 1) status[line.substr(0, eq)] = value;
-  }
-  return status;
-}
-
 int RunThroughMosquitto(const BenchOptions& bench) {
   testing::MosquittoServer broker({.allow_anonymous = true, .max_queued_messages = 1'000'000});
   if (absl::Status started = broker.Start(); !started.ok()) {

@@ -66,19 +66,6 @@ struct Options {
   bool kubectl_paged = false;
 };
 
-std::map<std::string, double> ReadStatus(const std::string& path) {
-  std::map<std::string, double> status;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    char* end = nullptr;
-    double value = std::strtod(line.c_str() + eq + 1, &end);
-    if (end != line.c_str() + eq + 1) status[line.substr(0, eq)] = value;
-  }
-  return status;
-}
-
 double Counter(const metrics::MetricsRegistry& registry, std::string_view series) {
   // The sample line, not the # HELP line that names the series too.
   std::string text = "\n" + registry.Render();
